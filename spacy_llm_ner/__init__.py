@@ -1,0 +1,10 @@
+"""spacy-llm-ner: transformer-backed NER and entity linking for spaCy.
+
+Importing the package registers every factory, architecture and function;
+spaCy also finds them without an import through the setup.cfg entry points.
+"""
+from .about import __version__
+from .ml import models, transformer  # noqa: F401  (registers architectures)
+from .pipeline import TransformerNER, make_transformer_ner
+
+__all__ = ["__version__", "TransformerNER", "make_transformer_ner"]

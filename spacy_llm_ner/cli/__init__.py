@@ -1,0 +1,9 @@
+"""Command-line interface: ``spacy-llm-ner COMMAND`` or ``python -m spacy_llm_ner COMMAND``."""
+import typer
+
+app = typer.Typer(name="spacy-llm-ner", add_completion=False, no_args_is_help=True)
+
+# Commands register themselves on `app` when their module is imported.
+from . import convert, show  # noqa: E402,F401
+
+__all__ = ["app"]

@@ -1,0 +1,249 @@
+"""Linear-chain CRF inference in NumPy, batched over padded sequences.
+
+Loops run over positions only (never over tokens x tags), so a batch costs
+O(max_len) small vectorised steps. Hard constraints (invalid transitions, a
+gold tag, a token forced to "O") are expressed as a boolean `allowed` mask of
+shape (batch, length, n_tags); scores of forbidden choices are set to NEG so
+that they carry zero probability without producing NaNs.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+
+NEG = -1e9
+# Cap on padded cells (batch x length) per chunk, so that one 100k-token
+# document in a batch of short ones does not pad every row to 100k.
+MAX_PADDED_TOKENS = 200_000
+
+
+@dataclass
+class CRFParams:
+    """Transition scores with the scheme's hard constraints applied.
+
+    trans (ndarray): (n_tags, n_tags) scores for prev -> next.
+    start (ndarray): (n_tags,) scores for the first tag.
+    end (ndarray): (n_tags,) scores for the last tag.
+    """
+
+    trans: numpy.ndarray
+    start: numpy.ndarray
+    end: numpy.ndarray
+
+    @classmethod
+    def constrained(
+        cls,
+        trans: numpy.ndarray,
+        start: numpy.ndarray,
+        end: numpy.ndarray,
+        masks: Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray],
+    ) -> "CRFParams":
+        ok_trans, ok_start, ok_end = masks
+        return cls(
+            trans=numpy.where(ok_trans, numpy.asarray(trans, dtype="f8"), NEG),
+            start=numpy.where(ok_start, numpy.asarray(start, dtype="f8"), NEG),
+            end=numpy.where(ok_end, numpy.asarray(end, dtype="f8"), NEG),
+        )
+
+
+def logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
+    peak = x.max(axis=axis, keepdims=True)
+    out = numpy.log(numpy.exp(x - peak).sum(axis=axis, keepdims=True)) + peak
+    return numpy.squeeze(out, axis=axis)
+
+
+def pad(seqs: Sequence[numpy.ndarray], fill: float = 0.0) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Stack (len_i, n_tags) arrays into (batch, max_len, n_tags).
+
+    RETURNS (Tuple[ndarray, ndarray]): The padded array and the lengths.
+    """
+    lengths = numpy.asarray([len(s) for s in seqs], dtype="i")
+    n_tags = seqs[0].shape[1]
+    out = numpy.full((len(seqs), max(int(lengths.max()), 1), n_tags), fill, dtype=seqs[0].dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+def chunks_by_length(lengths: Sequence[int], max_cells: int = MAX_PADDED_TOKENS) -> List[List[int]]:
+    """Group sequence indices (sorted by length) so that each group's padded
+    size stays under max_cells, keeping memory bounded on mixed batches."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: List[List[int]] = []
+    current: List[int] = []
+    for i in order:
+        longest = max(lengths[i], 1)
+        if current and (len(current) + 1) * longest > max_cells:
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _apply_mask(emissions: numpy.ndarray, allowed: Optional[numpy.ndarray]) -> numpy.ndarray:
+    scores = numpy.asarray(emissions, dtype="f8")
+    if allowed is not None:
+        scores = numpy.where(allowed, scores, NEG)
+    return scores
+
+
+def forward_backward(
+    emissions: numpy.ndarray,
+    lengths: numpy.ndarray,
+    params: CRFParams,
+    allowed: Optional[numpy.ndarray] = None,
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Forward and backward log-scores of a padded batch.
+
+    emissions (ndarray): (batch, max_len, n_tags) unary scores.
+    lengths (ndarray): (batch,) true lengths (0 allowed).
+    params (CRFParams): Constrained transition scores.
+    allowed (Optional[ndarray]): (batch, max_len, n_tags) bool mask.
+    RETURNS (Tuple[ndarray, ndarray, ndarray]): alpha and beta (batch,
+        max_len, n_tags), and log Z (batch,), 0 for empty sequences.
+    """
+    E = _apply_mask(emissions, allowed)
+    n_batch, max_len, _ = E.shape
+    lengths = numpy.asarray(lengths)
+    alpha = numpy.empty_like(E)
+    beta = numpy.empty_like(E)
+    alpha[:, 0] = params.start + E[:, 0]
+    for t in range(1, max_len):
+        step = logsumexp(alpha[:, t - 1, :, None] + params.trans[None], axis=1) + E[:, t]
+        alpha[:, t] = numpy.where((t < lengths)[:, None], step, alpha[:, t - 1])
+    beta[:, max_len - 1] = params.end
+    for t in range(max_len - 2, -1, -1):
+        nxt = E[:, t + 1] + beta[:, t + 1]
+        step = logsumexp(params.trans[None] + nxt[:, None, :], axis=2)
+        beta[:, t] = numpy.where((t < lengths - 1)[:, None], step, params.end)
+    log_z = logsumexp(alpha[:, max_len - 1] + params.end, axis=1)
+    log_z = numpy.where(lengths > 0, log_z, 0.0)
+    return alpha, beta, log_z
+
+
+@dataclass
+class Marginals:
+    """Expected counts under the CRF, i.e. the gradient of log Z.
+
+    unary (ndarray): (batch, max_len, n_tags) tag marginals, 0 on padding.
+    trans (ndarray): (n_tags, n_tags) expected transition counts, summed.
+    start (ndarray): (n_tags,) expected first tags, summed over the batch.
+    end (ndarray): (n_tags,) expected last tags, summed over the batch.
+    log_z (ndarray): (batch,) log partition function.
+    """
+
+    unary: numpy.ndarray
+    trans: numpy.ndarray
+    start: numpy.ndarray
+    end: numpy.ndarray
+    log_z: numpy.ndarray
+
+
+def marginals(
+    emissions: numpy.ndarray,
+    lengths: numpy.ndarray,
+    params: CRFParams,
+    allowed: Optional[numpy.ndarray] = None,
+) -> Marginals:
+    """Tag and transition marginals of a padded batch (see forward_backward)."""
+    E = _apply_mask(emissions, allowed)
+    alpha, beta, log_z = forward_backward(E, lengths, params)
+    n_batch, max_len, n_tags = E.shape
+    positions = numpy.arange(max_len)
+    valid = positions[None, :] < lengths[:, None]
+    unary = numpy.exp(alpha + beta - log_z[:, None, None]) * valid[:, :, None]
+    if max_len > 1:
+        pair = (
+            alpha[:, :-1, :, None]
+            + params.trans[None, None]
+            + (E[:, 1:] + beta[:, 1:])[:, :, None, :]
+            - log_z[:, None, None, None]
+        )
+        pair = numpy.exp(pair) * valid[:, 1:, None, None]
+        trans = pair.sum(axis=(0, 1))
+    else:
+        trans = numpy.zeros((n_tags, n_tags))
+    nonempty = lengths > 0
+    start = unary[nonempty, 0].sum(axis=0)
+    last = numpy.maximum(lengths - 1, 0)
+    end = unary[numpy.arange(n_batch), last][nonempty].sum(axis=0)
+    return Marginals(unary=unary, trans=trans, start=start, end=end, log_z=log_z)
+
+
+def viterbi(
+    emissions: numpy.ndarray,
+    lengths: numpy.ndarray,
+    params: CRFParams,
+    allowed: Optional[numpy.ndarray] = None,
+) -> List[numpy.ndarray]:
+    """Best valid tag sequence of each padded row.
+
+    RETURNS (List[ndarray]): One int array of tag ids per row, of its length.
+    """
+    E = _apply_mask(emissions, allowed)
+    n_batch, max_len, n_tags = E.shape
+    lengths = numpy.asarray(lengths)
+    score = params.start + E[:, 0]
+    backptr = numpy.empty((n_batch, max_len, n_tags), dtype="i")
+    identity = numpy.arange(n_tags, dtype="i")
+    for t in range(1, max_len):
+        cand = score[:, :, None] + params.trans[None]
+        best_prev = cand.argmax(axis=1)
+        step = numpy.take_along_axis(cand, best_prev[:, None, :], axis=1)[:, 0] + E[:, t]
+        active = (t < lengths)[:, None]
+        score = numpy.where(active, step, score)
+        backptr[:, t] = numpy.where(active, best_prev, identity)
+    path = numpy.empty((n_batch, max_len), dtype="i")
+    path[:, max_len - 1] = (score + params.end).argmax(axis=1)
+    rows = numpy.arange(n_batch)
+    for t in range(max_len - 1, 0, -1):
+        path[:, t - 1] = backptr[rows, t, path[:, t]]
+    return [path[i, : lengths[i]] for i in range(n_batch)]
+
+
+def span_log_probs(
+    emissions: numpy.ndarray,
+    tag_ids: numpy.ndarray,
+    spans: numpy.ndarray,
+    params: CRFParams,
+    continuation: numpy.ndarray,
+    allowed: Optional[numpy.ndarray] = None,
+) -> numpy.ndarray:
+    """Log marginal probability that each span is tagged exactly as decoded
+    (its tags, and the next tag not extending it), for one sequence.
+
+    emissions (ndarray): (length, n_tags) unary scores of one sequence.
+    tag_ids (ndarray): (length,) the decoded tags.
+    spans (ndarray): (n_spans, 3) start, end (exclusive), label.
+    params (CRFParams): Constrained transition scores.
+    continuation (ndarray): (n_tags, n_tags) next tag extends the previous.
+    allowed (Optional[ndarray]): (length, n_tags) bool mask.
+    RETURNS (ndarray): (n_spans,) log probabilities, <= 0.
+    """
+    if len(spans) == 0:
+        return numpy.zeros(0)
+    E = _apply_mask(emissions, allowed)
+    length = E.shape[0]
+    alpha, beta, log_z = forward_backward(E[None], numpy.asarray([length]), params)
+    alpha, beta, log_z = alpha[0], beta[0], log_z[0]
+    # Score of the decoded path, prefix-summed, so that the inside of every
+    # span is one subtraction.
+    unary = E[numpy.arange(length), tag_ids]
+    pairwise = numpy.concatenate([[0.0], params.trans[tag_ids[:-1], tag_ids[1:]]])
+    cumulative = numpy.cumsum(unary + pairwise)
+    starts, ends = spans[:, 0], spans[:, 1] - 1
+    first, last = tag_ids[starts], tag_ids[ends]
+    prev_alpha = alpha[numpy.maximum(starts - 1, 0)]
+    enter = numpy.where(
+        starts > 0,
+        logsumexp(prev_alpha + params.trans[:, first].T, axis=1),
+        params.start[first],
+    )
+    inside = cumulative[ends] - cumulative[starts] + unary[starts]
+    nxt = numpy.minimum(ends + 1, length - 1)
+    leave_scores = params.trans[last] + E[nxt] + beta[nxt]
+    leave_scores = numpy.where(continuation[last], NEG, leave_scores)
+    leave = numpy.where(ends + 1 < length, logsumexp(leave_scores, axis=1), params.end[last])
+    return numpy.minimum(enter + inside + leave - log_z, 0.0)

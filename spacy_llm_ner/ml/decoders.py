@@ -1,0 +1,224 @@
+"""Losses and decoders over TagScores: a softmax decoder (independent tags,
+argmax repaired to valid spans) and a CRF decoder (learned transitions,
+constrained Viterbi, span marginals as confidences)."""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+from thinc.api import get_current_ops
+
+from ..tags import TagSet
+from . import crf
+from .models import TagScores
+
+DECODERS = ("crf", "softmax")
+CONFIDENCES = ("mean", "min")
+
+Decoded = Tuple[numpy.ndarray, numpy.ndarray]  # spans (n, 3), confidences (n,)
+
+
+def gold_masks(gold: Sequence[numpy.ndarray], n_tags: int) -> List[numpy.ndarray]:
+    """Boolean (length, n_tags) masks of the tags the gold allows: one tag
+    where it is known, all tags where it is missing (-1)."""
+    masks = []
+    for ids in gold:
+        mask = numpy.zeros((len(ids), n_tags), dtype=bool)
+        known = ids >= 0
+        mask[~known] = True
+        mask[numpy.flatnonzero(known), ids[known]] = True
+        masks.append(mask)
+    return masks
+
+
+def _as_numpy(arrays: Sequence) -> List[numpy.ndarray]:
+    ops = get_current_ops()
+    return [numpy.asarray(ops.to_numpy(a), dtype="f8") for a in arrays]
+
+
+def _stack_masks(masks: Sequence[Optional[numpy.ndarray]], emissions: numpy.ndarray) -> Optional[numpy.ndarray]:
+    if all(m is None for m in masks):
+        return None
+    out = numpy.ones(emissions.shape, dtype=bool)
+    for i, m in enumerate(masks):
+        if m is not None:
+            out[i, : len(m)] = m
+    return out
+
+
+class Decoder:
+    """Shared plumbing; subclasses define the loss and the decoding."""
+
+    def __init__(self, tagset: TagSet, *, confidence: str = "mean") -> None:
+        if confidence not in CONFIDENCES:
+            raise ValueError(
+                f"Unknown confidence {confidence!r}: expected one of {', '.join(CONFIDENCES)}."
+            )
+        self.tagset = tagset
+        self.confidence = confidence
+        self.masks = tagset.constraints()
+
+    def params(self, scores: TagScores) -> crf.CRFParams:
+        raise NotImplementedError
+
+    def unary(self, emissions: numpy.ndarray) -> numpy.ndarray:
+        return emissions
+
+    def get_loss(
+        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+    ) -> Tuple[float, TagScores]:
+        raise NotImplementedError
+
+    def decode(
+        self, scores: TagScores, allowed: Sequence[Optional[numpy.ndarray]]
+    ) -> List[Decoded]:
+        """Best valid tag sequence of each doc as spans with confidences.
+
+        scores (TagScores): Model output.
+        allowed (Sequence[Optional[ndarray]]): Per doc, a (length, n_tags)
+            mask of permitted tags (e.g. "O" only on pre-set entities).
+        RETURNS (List[Tuple[ndarray, ndarray]]): Spans (n, 3) and confidences.
+        """
+        emissions = [self.unary(e) for e in _as_numpy(scores.emissions)]
+        params = self.params(scores)
+        out: List[Optional[Decoded]] = [None] * len(emissions)
+        for group in crf.chunks_by_length([len(e) for e in emissions]):
+            if all(len(emissions[i]) == 0 for i in group):
+                for i in group:
+                    out[i] = (numpy.zeros((0, 3), "i"), numpy.zeros(0))
+                continue
+            padded, lengths = crf.pad([emissions[i] for i in group])
+            mask = _stack_masks([allowed[i] for i in group], padded)
+            paths = crf.viterbi(padded, lengths, params, mask)
+            for row, i in enumerate(group):
+                spans = self.tagset.to_spans(paths[row])
+                conf = self.span_confidence(
+                    emissions[i], paths[row], spans, params, None if mask is None else mask[row, : len(paths[row])]
+                )
+                out[i] = (spans, conf)
+        return out  # type: ignore[return-value]
+
+    def span_confidence(
+        self,
+        unary: numpy.ndarray,
+        path: numpy.ndarray,
+        spans: numpy.ndarray,
+        params: crf.CRFParams,
+        allowed: Optional[numpy.ndarray],
+    ) -> numpy.ndarray:
+        raise NotImplementedError
+
+
+class CRFDecoder(Decoder):
+    """Linear-chain CRF trained with the (partially observed) log-likelihood."""
+
+    def params(self, scores: TagScores) -> crf.CRFParams:
+        ops = get_current_ops()
+        return crf.CRFParams.constrained(
+            ops.to_numpy(scores.transitions), ops.to_numpy(scores.start), ops.to_numpy(scores.end), self.masks
+        )
+
+    def get_loss(
+        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+    ) -> Tuple[float, TagScores]:
+        emissions = _as_numpy(scores.emissions)
+        params = self.params(scores)
+        n_tags = len(self.tagset)
+        masks = gold_masks(gold, n_tags)
+        d_emissions = [numpy.zeros_like(e) for e in emissions]
+        d_trans = numpy.zeros((n_tags, n_tags))
+        d_start = numpy.zeros(n_tags)
+        d_end = numpy.zeros(n_tags)
+        loss = 0.0
+        for group in crf.chunks_by_length([len(e) for e in emissions]):
+            padded, lengths = crf.pad([emissions[i] for i in group])
+            if lengths.max() == 0:
+                continue
+            free = crf.marginals(padded, lengths, params)
+            clamped = crf.marginals(padded, lengths, params, _stack_masks([masks[i] for i in group], padded))
+            loss += float((free.log_z - clamped.log_z).sum())
+            for row, i in enumerate(group):
+                d_emissions[i] = free.unary[row, : lengths[row]] - clamped.unary[row, : lengths[row]]
+            d_trans += free.trans - clamped.trans
+            d_start += free.start - clamped.start
+            d_end += free.end - clamped.end
+        n_tokens = max(sum(len(e) for e in emissions), 1)
+        ops = get_current_ops()
+
+        def scaled(a):
+            return ops.asarray(a / n_tokens, dtype="f")
+
+        d_scores = TagScores(
+            emissions=[scaled(d) for d in d_emissions],
+            transitions=scaled(d_trans),
+            start=scaled(d_start),
+            end=scaled(d_end),
+        )
+        return loss / n_tokens, d_scores
+
+    def span_confidence(self, unary, path, spans, params, allowed):
+        return numpy.exp(
+            crf.span_log_probs(unary, path, spans, params, self.tagset.continuation(), allowed)
+        )
+
+
+class SoftmaxDecoder(Decoder):
+    """Independent per-token softmax; decoding takes the most probable valid
+    tag sequence under it (argmax repaired to valid spans)."""
+
+    def params(self, scores: TagScores) -> crf.CRFParams:
+        n = len(self.tagset)
+        return crf.CRFParams.constrained(numpy.zeros((n, n)), numpy.zeros(n), numpy.zeros(n), self.masks)
+
+    def unary(self, emissions: numpy.ndarray) -> numpy.ndarray:
+        return emissions - crf.logsumexp(emissions, axis=1)[:, None] if len(emissions) else emissions
+
+    def get_loss(
+        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+    ) -> Tuple[float, TagScores]:
+        ops = get_current_ops()
+        emissions = _as_numpy(scores.emissions)
+        n_tokens = max(sum(len(e) for e in emissions), 1)
+        loss = 0.0
+        d_emissions = []
+        for logits, ids in zip(emissions, gold):
+            log_probs = self.unary(logits)
+            known = ids >= 0
+            grad = numpy.exp(log_probs)
+            grad[numpy.flatnonzero(known), ids[known]] -= 1.0
+            grad[~known] = 0.0
+            loss -= float(log_probs[numpy.flatnonzero(known), ids[known]].sum())
+            d_emissions.append(ops.asarray(grad / n_tokens, dtype="f"))
+        zeros = ops.alloc2f(*scores.transitions.shape)
+        d_scores = TagScores(
+            emissions=d_emissions,
+            transitions=zeros,
+            start=ops.alloc1f(zeros.shape[0]),
+            end=ops.alloc1f(zeros.shape[0]),
+        )
+        return loss / n_tokens, d_scores
+
+    def span_confidence(self, unary, path, spans, params, allowed):
+        if len(spans) == 0:
+            return numpy.zeros(0)
+        token_probs = numpy.exp(unary[numpy.arange(len(path)), path])
+        bounds = spans[:, :2].ravel()
+        reduce = numpy.add if self.confidence == "mean" else numpy.minimum
+        # reduceat over [start, end) pairs; the odd slots are the gaps between.
+        values = reduce.reduceat(numpy.append(token_probs, 0.0), bounds)[::2]
+        if self.confidence == "mean":
+            values = values / (spans[:, 1] - spans[:, 0])
+        return values
+
+
+def make_decoder(name: str, tagset: TagSet, *, confidence: str = "mean") -> Decoder:
+    """Build the decoder named in the component config.
+
+    name (str): "crf" or "softmax".
+    tagset (TagSet): The tags.
+    confidence (str): Softmax span confidence, "mean" or "min" token prob.
+    RETURNS (Decoder): The decoder.
+    """
+    if name == "crf":
+        return CRFDecoder(tagset, confidence=confidence)
+    if name == "softmax":
+        return SoftmaxDecoder(tagset, confidence=confidence)
+    raise ValueError(f"Unknown decoder {name!r}: expected one of {', '.join(DECODERS)}.")

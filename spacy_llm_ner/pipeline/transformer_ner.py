@@ -1,0 +1,321 @@
+"""The `transformer_ner` component: token classification over a shared
+backbone with softmax or BIO-constrained CRF decoding and per-entity
+confidences."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer
+
+from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, make_decoder
+from ..ml.models import TagScores
+from ..tags import SCHEMES, TagSet
+
+ENTS_MODES = ("respect", "overwrite")
+DEFAULT_SPANS_KEY = "transformer_ner"
+CONFIDENCE_ATTR = "ner_confidence"
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_llm_ner.TokenClassifier.v1"
+dropout = 0.1
+nO = null
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "transformer_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    requires=[],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "decoder": "crf",
+        "scheme": "BILUO",
+        "threshold": 0.0,
+        "confidence": "mean",
+        "ents_mode": "respect",
+        "spans_key": DEFAULT_SPANS_KEY,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_transformer_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], TagScores],
+    *,
+    decoder: str,
+    scheme: str,
+    threshold: float,
+    confidence: str,
+    ents_mode: str,
+    spans_key: str,
+    scorer: Optional[Callable],
+) -> "TransformerNER":
+    """Create a transformer_ner component.
+
+    model (Model[List[Doc], TagScores]): Token classifier over a tok2vec.
+    decoder (str): "crf" (learned transitions, Viterbi, span marginals) or
+        "softmax" (independent tags, argmax repaired to valid spans).
+    scheme (str): Tag scheme, "BILUO" or "IOB".
+    threshold (float): Entities whose confidence is below it are not set on
+        doc.ents (they stay, scored, in doc.spans[spans_key]).
+    confidence (str): Softmax span confidence: "mean" or "min" token
+        probability. The CRF always uses the span's marginal probability.
+    ents_mode (str): "respect" keeps entities already on the doc (as spaCy's
+        `ner` does) and predicts around them; "overwrite" replaces them.
+    spans_key (str): doc.spans key for all predicted entities with scores.
+    scorer (Optional[Callable]): Scoring function, spaCy's NER scorer.
+    RETURNS (TransformerNER): The component.
+    """
+    return TransformerNER(
+        nlp.vocab,
+        model,
+        name,
+        decoder=decoder,
+        scheme=scheme,
+        threshold=threshold,
+        confidence=confidence,
+        ents_mode=ents_mode,
+        spans_key=spans_key,
+        scorer=scorer,
+    )
+
+
+def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"[transformer_ner] Unknown {option} {value!r}: expected one of "
+            f"{', '.join(repr(c) for c in choices)}."
+        )
+
+
+class TransformerNER(TrainablePipe):
+    """Named-entity recognition as constrained token classification."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], TagScores],
+        name: str = "transformer_ner",
+        *,
+        decoder: str = "crf",
+        scheme: str = "BILUO",
+        threshold: float = 0.0,
+        confidence: str = "mean",
+        ents_mode: str = "respect",
+        spans_key: str = DEFAULT_SPANS_KEY,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        _check_choice("decoder", decoder, DECODERS)
+        _check_choice("scheme", scheme, SCHEMES)
+        _check_choice("confidence", confidence, CONFIDENCES)
+        _check_choice("ents_mode", ents_mode, ENTS_MODES)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"[transformer_ner] threshold must be in [0, 1], got {threshold}.")
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {
+            "labels": [],
+            "decoder": decoder,
+            "scheme": scheme,
+            "threshold": threshold,
+            "confidence": confidence,
+            "ents_mode": ents_mode,
+            "spans_key": spans_key,
+        }
+        _register_extension()
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tagset(self) -> TagSet:
+        return TagSet(self.labels, self.cfg["scheme"])
+
+    @property
+    def decoder(self):
+        return make_decoder(self.cfg["decoder"], self.tagset, confidence=self.cfg["confidence"])
+
+    def add_label(self, label: str) -> int:
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.has_dim("nO") and self.model.get_ref("output_layer").has_param("W"):
+            raise ValueError(
+                "[transformer_ner] Cannot add a label to an initialized model; "
+                "list all labels before nlp.initialize()."
+            )
+        self.cfg["labels"].append(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Set the labels (given, or read from the examples) and initialize
+        the model's shapes.
+
+        get_examples (Callable[[], Iterable[Example]]): The training data.
+        nlp (Language): The pipeline.
+        labels (Optional[Sequence[str]]): Entity labels, e.g. from
+            [initialize.components.<name>.labels]. Gold entities with any
+            other label are an error rather than silently ignored.
+        """
+        validate_get_examples(get_examples, "TransformerNER.initialize")
+        data_labels = set()
+        for example in get_examples():
+            data_labels.update(ent.label_ for ent in example.reference.ents)
+        if labels is not None:
+            unknown = sorted(data_labels - set(labels))
+            if unknown:
+                raise ValueError(
+                    f"[transformer_ner] The training data has entity labels {unknown} "
+                    f"that are not in the configured labels {list(labels)}."
+                )
+            chosen = list(labels)
+        else:
+            chosen = sorted(data_labels)
+        self.cfg["labels"] = []
+        for label in chosen:
+            self.add_label(label)
+        if not self.labels:
+            raise ValueError(
+                "[transformer_ner] No entity labels: the training examples have no "
+                "entities and no labels were given in [initialize.components]."
+            )
+        n_tags = len(self.tagset)
+        for ref in ("output_layer", "crf"):
+            self.model.get_ref(ref).set_dim("nO", n_tags)
+        doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=doc_sample)
+
+    def _allowed(self, doc: Doc) -> Optional[numpy.ndarray]:
+        if self.cfg["ents_mode"] != "respect" or not doc.ents:
+            return None
+        allowed = numpy.ones((len(doc), len(self.tagset)), dtype=bool)
+        for ent in doc.ents:
+            allowed[ent.start : ent.end, 1:] = False  # tag 0 is "O"
+        return allowed
+
+    def predict(self, docs: Iterable[Doc]) -> List[Decoded]:
+        """Decode entity spans and confidences for a batch.
+
+        docs (Iterable[Doc]): The documents.
+        RETURNS (List[Tuple[ndarray, ndarray]]): Per doc, spans (n, 3) of
+            (start, end, label id) and their confidences.
+        """
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [(numpy.zeros((0, 3), "i"), numpy.zeros(0)) for _ in docs]
+        scores = self.model.predict(docs)
+        return self.decoder.decode(scores, [self._allowed(doc) for doc in docs])
+
+    def set_annotations(self, docs: Iterable[Doc], decoded: List[Decoded]) -> None:
+        """Write entities to doc.ents and all scored spans to doc.spans.
+
+        docs (Iterable[Doc]): The documents.
+        decoded (List[Tuple[ndarray, ndarray]]): Output of predict.
+        """
+        labels = self.labels
+        threshold = self.cfg["threshold"]
+        for doc, (spans, confidences) in zip(docs, decoded):
+            predicted = [
+                Span(doc, int(start), int(end), label=labels[label])
+                for start, end, label in spans
+            ]
+            scores = [float(c) for c in confidences]
+            doc.spans[self.cfg["spans_key"]] = SpanGroup(
+                doc,
+                name=self.cfg["spans_key"],
+                attrs={"scores": scores, "component": "transformer_ner"},
+                spans=predicted,
+            )
+            kept = [span for span, score in zip(predicted, scores) if score >= threshold]
+            if self.cfg["ents_mode"] == "respect":
+                kept = list(doc.ents) + kept
+            doc.set_ents(kept, default="outside")
+
+    def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
+        """CRF negative log-likelihood or softmax cross-entropy per token,
+        with missing gold tags left open.
+
+        examples (Iterable[Example]): The batch.
+        scores (TagScores): Model output for the batch.
+        RETURNS (Tuple[float, TagScores]): Loss and its gradient.
+        """
+        validate_examples(examples, "TransformerNER.get_loss")
+        tagset = self.tagset
+        gold = [tagset.from_biluo(eg.get_aligned_ner()) for eg in examples]
+        return self.decoder.get_loss(scores, gold)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples.
+
+        examples (Iterable[Example]): The batch.
+        drop (float): Dropout rate (unused: the model's own dropout applies).
+        sgd (Optional[Optimizer]): Optimizer to step with.
+        losses (Optional[Dict[str, float]]): Running losses, updated.
+        RETURNS (Dict[str, float]): The losses.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "TransformerNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+
+def _span_confidence(span: Span) -> Optional[float]:
+    for group in span.doc.spans.values():
+        if group.attrs.get("component") != "transformer_ner":
+            continue
+        for candidate, score in zip(group, group.attrs.get("scores", [])):
+            if (candidate.start, candidate.end, candidate.label) == (span.start, span.end, span.label):
+                return score
+    return None
+
+
+def _register_extension() -> None:
+    if not Span.has_extension(CONFIDENCE_ATTR):
+        Span.set_extension(CONFIDENCE_ATTR, getter=_span_confidence)
+
