@@ -1,0 +1,55 @@
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", default=False, help="run slow tests (real model and data)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
+    ("Aspirin causes headache in mice.", [(0, 7, "CHEM"), (15, 23, "DIS")]),
+    ("We gave cisplatin to patients with renal failure.", [(8, 17, "CHEM"), (35, 48, "DIS")]),
+    ("No effect of caffeine was seen.", [(13, 21, "CHEM")]),
+    ("Chronic kidney disease worsened after lithium therapy.", [(0, 22, "DIS"), (38, 45, "CHEM")]),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer BERT with a small word-piece vocabulary,
+    saved as a Hugging Face folder (nothing is downloaded)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    words = set()
+    for text, _ in TRAIN_DATA:
+        words.update(text.lower().replace(".", " . ").split())
+    chars = set("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?()-'\"")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words) + sorted(chars)
+    vocab += ["##" + c for c in sorted(chars)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(folder))
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return str(folder)
