@@ -5,6 +5,10 @@ spaCy also finds them without an import through the setup.cfg entry points.
 """
 from .about import __version__
 from .ml import models, transformer  # noqa: F401  (registers architectures)
+from . import kb  # noqa: F401
 from .pipeline import TransformerNER, make_transformer_ner
+from .util import install_fork_guard
+
+install_fork_guard()
 
 __all__ = ["__version__", "TransformerNER", "make_transformer_ner"]

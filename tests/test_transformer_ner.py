@@ -208,3 +208,14 @@ def test_displacy_renders(trained):
 
     html = displacy.render(trained(TRAIN_DATA[0][0]), style="ent", page=True)
     assert "CHEM" in html and "Aspirin" in html
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_multiprocess_pipe_equals_single_process(backbone, tiny_bert_dir):
+    fix_random_seed(0)
+    nlp = make_nlp(backbone, model_dir=tiny_bert_dir)
+    train(nlp, TRAIN_DATA, steps=60 if backbone == "tok2vec" else 120)
+    texts = [t for t, _ in TRAIN_DATA] * 4
+    single = [ents(doc) for doc in nlp.pipe(texts)]
+    multi = [ents(doc) for doc in nlp.pipe(texts, n_process=2, batch_size=3)]
+    assert multi == single

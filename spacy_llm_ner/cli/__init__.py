@@ -3,6 +3,12 @@ import typer
 
 app = typer.Typer(name="spacy-llm-ner", add_completion=False, no_args_is_help=True)
 
+
+@app.callback()
+def main() -> None:
+    """spacy-llm-ner: convert data, inspect pipelines, build knowledge bases."""
+
+
 # Commands register themselves on `app` when their module is imported.
 from . import convert, show  # noqa: E402,F401
 

@@ -140,19 +140,20 @@ class CRFDecoder(Decoder):
             d_trans += free.trans - clamped.trans
             d_start += free.start - clamped.start
             d_end += free.end - clamped.end
-        n_tokens = max(sum(len(e) for e in emissions), 1)
         ops = get_current_ops()
 
-        def scaled(a):
-            return ops.asarray(a / n_tokens, dtype="f")
+        def as_floats(a):
+            return ops.asarray(a, dtype="f")
 
+        # Summed, not averaged, as spaCy's own taggers do: components that
+        # share a transformer then weigh each token alike.
         d_scores = TagScores(
-            emissions=[scaled(d) for d in d_emissions],
-            transitions=scaled(d_trans),
-            start=scaled(d_start),
-            end=scaled(d_end),
+            emissions=[as_floats(d) for d in d_emissions],
+            transitions=as_floats(d_trans),
+            start=as_floats(d_start),
+            end=as_floats(d_end),
         )
-        return loss / n_tokens, d_scores
+        return loss, d_scores
 
     def span_confidence(self, unary, path, spans, params, allowed):
         return numpy.exp(
@@ -176,7 +177,6 @@ class SoftmaxDecoder(Decoder):
     ) -> Tuple[float, TagScores]:
         ops = get_current_ops()
         emissions = _as_numpy(scores.emissions)
-        n_tokens = max(sum(len(e) for e in emissions), 1)
         loss = 0.0
         d_emissions = []
         for logits, ids in zip(emissions, gold):
@@ -186,7 +186,7 @@ class SoftmaxDecoder(Decoder):
             grad[numpy.flatnonzero(known), ids[known]] -= 1.0
             grad[~known] = 0.0
             loss -= float(log_probs[numpy.flatnonzero(known), ids[known]].sum())
-            d_emissions.append(ops.asarray(grad / n_tokens, dtype="f"))
+            d_emissions.append(ops.asarray(grad, dtype="f"))
         zeros = ops.alloc2f(*scores.transitions.shape)
         d_scores = TagScores(
             emissions=d_emissions,
@@ -194,7 +194,7 @@ class SoftmaxDecoder(Decoder):
             start=ops.alloc1f(zeros.shape[0]),
             end=ops.alloc1f(zeros.shape[0]),
         )
-        return loss / n_tokens, d_scores
+        return loss, d_scores
 
     def span_confidence(self, unary, path, spans, params, allowed):
         if len(spans) == 0:

@@ -49,6 +49,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "confidence": "mean",
         "ents_mode": "respect",
         "spans_key": DEFAULT_SPANS_KEY,
+        "head_lr_scale": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -69,6 +70,7 @@ def make_transformer_ner(
     confidence: str,
     ents_mode: str,
     spans_key: str,
+    head_lr_scale: float,
     scorer: Optional[Callable],
 ) -> "TransformerNER":
     """Create a transformer_ner component.
@@ -84,6 +86,9 @@ def make_transformer_ner(
     ents_mode (str): "respect" keeps entities already on the doc (as spaCy's
         `ner` does) and predicts around them; "overwrite" replaces them.
     spans_key (str): doc.spans key for all predicted entities with scores.
+    head_lr_scale (float): Learning-rate multiplier for the layers above the
+        tok2vec (output layer and CRF). A fresh head under a pretrained
+        backbone needs larger steps than the backbone's fine-tuning rate.
     scorer (Optional[Callable]): Scoring function, spaCy's NER scorer.
     RETURNS (TransformerNER): The component.
     """
@@ -97,6 +102,7 @@ def make_transformer_ner(
         confidence=confidence,
         ents_mode=ents_mode,
         spans_key=spans_key,
+        head_lr_scale=head_lr_scale,
         scorer=scorer,
     )
 
@@ -124,6 +130,7 @@ class TransformerNER(TrainablePipe):
         confidence: str = "mean",
         ents_mode: str = "respect",
         spans_key: str = DEFAULT_SPANS_KEY,
+        head_lr_scale: float = 1.0,
         scorer: Optional[Callable] = None,
     ) -> None:
         _check_choice("decoder", decoder, DECODERS)
@@ -132,6 +139,8 @@ class TransformerNER(TrainablePipe):
         _check_choice("ents_mode", ents_mode, ENTS_MODES)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"[transformer_ner] threshold must be in [0, 1], got {threshold}.")
+        if head_lr_scale <= 0:
+            raise ValueError(f"[transformer_ner] head_lr_scale must be > 0, got {head_lr_scale}.")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -144,6 +153,7 @@ class TransformerNER(TrainablePipe):
             "confidence": confidence,
             "ents_mode": ents_mode,
             "spans_key": spans_key,
+            "head_lr_scale": head_lr_scale,
         }
         _register_extension()
 
@@ -303,6 +313,24 @@ class TransformerNER(TrainablePipe):
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Step the optimizer, scaling the learning rate of the head's
+        parameters by head_lr_scale (the tok2vec's own layers, if any, and
+        its shims keep the optimizer's rate).
+
+        sgd (Optimizer): The optimizer.
+        """
+        tok2vec_ids = {node.id for node in self.model.get_ref("tok2vec").walk()}
+        for node in self.model.walk():
+            for shim in node.shims:
+                shim.finish_update(sgd)
+        for node in self.model.walk():
+            scale = 1.0 if node.id in tok2vec_ids else self.cfg.get("head_lr_scale", 1.0)
+            for name in node.param_names:
+                if node.has_grad(name):
+                    param, _ = sgd((node.id, name), node.get_param(name), node.get_grad(name), lr_scale=scale)
+                    node.set_param(name, param)
 
 
 def _span_confidence(span: Span) -> Optional[float]:

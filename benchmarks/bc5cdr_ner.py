@@ -1,0 +1,203 @@
+"""BC5CDR NER: transformer_ner (CRF and softmax) vs spaCy's stock `ner`, on the
+same MiniLM backbone, same optimizer, same number of steps, in one run.
+
+    python benchmarks/bc5cdr_ner.py all --steps 500
+
+Stages (each can be run alone): convert, train, evaluate, speed, report.
+Writes benchmarks/results/bc5cdr_ner.json and .md. The data is read from
+../shared/data/bc5cdr (override with --data).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bc5cdr"
+SYSTEMS = {
+    "transformer_ner (crf)": {"decoder": "crf"},
+    "spaCy ner (stock)": {"stock": True},
+    "transformer_ner (softmax)": {"decoder": "softmax"},
+}
+STOCK_NER = {
+    "factory": "ner",
+    "incorrect_spans_key": None,
+    "moves": None,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    "update_with_oracle_cut_size": 100,
+    "model": {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "extra_state_tokens": False,
+        "hidden_width": 64,
+        "maxout_pieces": 2,
+        "use_upper": False,
+        "nO": None,
+        "tok2vec": {
+            "@architectures": "spacy-transformers.TransformerListener.v1",
+            "grad_factor": 1.0,
+            "pooling": {"@layers": "reduce_mean.v1"},
+            "upstream": "transformer",
+        },
+    },
+}
+
+app = typer.Typer(add_completion=False)
+
+
+def slug(system: str) -> str:
+    return system.split()[0].replace("transformer_ner", "ours") + "_" + system.split("(")[1].rstrip(")")
+
+
+def run(cmd: List[str], log: Path) -> float:
+    start = time.time()
+    with log.open("w") as fh:
+        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    return time.time() - start
+
+
+def write_config(system: str) -> Path:
+    from spacy import util
+
+    settings = SYSTEMS[system]
+    config = util.load_config(ROOT / "configs" / "ner.cfg", interpolate=False)
+    if settings.get("stock"):
+        del config["components"]["transformer_ner"]
+        config["components"]["ner"] = STOCK_NER
+        config["nlp"]["pipeline"] = ["transformer", "ner"]
+    else:
+        config["vars"]["decoder"] = settings["decoder"]
+    path = WORK / f"{slug(system)}.cfg"
+    config.to_disk(path)
+    return path
+
+
+@app.command()
+def convert(data: Path = DEFAULT_DATA) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev", "test"):
+        out = WORK / f"{split}.spacy"
+        if not out.exists():
+            run(
+                [sys.executable, "-m", "spacy_llm_ner", "convert", str(data / f"{split}.PubTator.txt"),
+                 str(out), "--format", "pubtator"],
+                WORK / f"convert_{split}.log",
+            )
+
+
+@app.command()
+def train(steps: int = 500, eval_frequency: int = 100, only: str = "") -> None:
+    for system in SYSTEMS:
+        if only and only not in slug(system):
+            continue
+        cfg = write_config(system)
+        out = WORK / slug(system)
+        seconds = run(
+            [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out),
+             "--paths.train", str(WORK / "train.spacy"), "--paths.dev", str(WORK / "dev.spacy"),
+             "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
+            WORK / f"train_{slug(system)}.log",
+        )
+        (out / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
+
+
+@app.command()
+def evaluate() -> None:
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    for system in SYSTEMS:
+        model = WORK / slug(system) / "model-best"
+        if not model.exists():
+            continue
+        nlp = spacy.load(model)
+        gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
+        examples = [Example(nlp.make_doc(doc.text), doc) for doc in gold]
+        scores = nlp.evaluate(examples, batch_size=64)
+        keep = {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
+        (WORK / slug(system) / "test_scores.json").write_text(json.dumps(keep, indent=2))
+
+
+def words_per_second(model: Path, texts: List[str], repeats: int = 2) -> Dict[str, float]:
+    import spacy
+    import torch
+
+    torch.set_num_threads(2)
+    nlp = spacy.load(model)
+    list(nlp.pipe(texts[:32]))  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=64))
+        best = max(best, n_words / (time.perf_counter() - start))
+    return {"words": n_words, "words_per_second": best}
+
+
+@app.command()
+def speed() -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    texts = [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    for system in SYSTEMS:
+        model = WORK / slug(system) / "model-best"
+        if model.exists():
+            result = words_per_second(model, texts)
+            (WORK / slug(system) / "speed.json").write_text(json.dumps(result))
+
+
+def _load(system: str, name: str) -> Dict:
+    path = WORK / slug(system) / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@app.command()
+def report() -> None:
+    rows = {}
+    for system in SYSTEMS:
+        scores = _load(system, "test_scores.json")
+        if not scores:
+            continue
+        rows[system] = {
+            **scores,
+            **_load(system, "speed.json"),
+            "train_seconds": _load(system, "train_seconds.json").get("seconds"),
+            "steps": _load(system, "train_seconds.json").get("steps"),
+        }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bc5cdr_ner.json").write_text(json.dumps(rows, indent=2))
+    lines = [
+        "| system (MiniLM-L6 backbone) | steps | P | R | F | Chemical F | Disease F | words/s | train min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system, r in rows.items():
+        per = r["ents_per_type"]
+        lines.append(
+            f"| {system} | {r['steps']} | {r['ents_p']:.3f} | {r['ents_r']:.3f} | {r['ents_f']:.3f} | "
+            f"{per.get('Chemical', {}).get('f', 0):.3f} | {per.get('Disease', {}).get('f', 0):.3f} | "
+            f"{r.get('words_per_second', 0):,.0f} | {(r['train_seconds'] or 0) / 60:.0f} |"
+        )
+    (RESULTS / "bc5cdr_ner.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+@app.command("all")
+def run_all(steps: int = 500, data: Path = DEFAULT_DATA) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    convert(data)
+    train(steps)
+    evaluate()
+    speed()
+    report()
+
+
+if __name__ == "__main__":
+    app()

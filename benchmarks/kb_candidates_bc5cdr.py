@@ -1,0 +1,187 @@
+"""Candidate recall of the LinkerKB cascade on BC5CDR Disease mentions with
+the CTD disease vocabulary, measured like /work/shared/BENCHMARKS.md.
+
+Gold mentions; composite ids (``id|id``) and unlinked ``-1`` are left out.
+A candidate is right when its entity's primary or alternative id (prefix
+"MESH:" stripped) equals the gold MeSH id; recall@10 counts distinct
+entities (the cascade never returns one twice). Each abstract's title +
+abstract text gives the abbreviation map (Schwartz & Hearst).
+
+Rows: cascade stages added one at a time, with the CTD dictionary and with
+CTD plus the train split's gold Disease mentions added as aliases.
+
+    python benchmarks/kb_candidates_bc5cdr.py [--split test] [--data DIR] [--ctd FILE]
+"""
+import argparse
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import spacy
+
+from spacy_llm_ner.kb import LinkerKB, find_abbreviations, read_ctd
+from spacy_llm_ner.kb.records import EntityRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+REFERENCE = [  # BENCHMARKS.md, same measurement
+    ("exact alias (spaCy's stock candidate generator)", "CTD", 0.028, 0.030),
+    ("case-folded alias", "CTD", 0.605, 0.608),
+    ("TF-IDF char 3-grams, cosine NN (scispaCy's method)", "CTD", 0.748, 0.848),
+    ("all-MiniLM-L6-v2 embedding, cosine, untrained", "CTD", 0.779, 0.871),
+    ("exact alias", "CTD + train mentions", 0.631, 0.639),
+    ("TF-IDF char 3-grams", "CTD + train mentions", 0.872, 0.934),
+    ("all-MiniLM-L6-v2 embedding", "CTD + train mentions", 0.872, 0.936),
+]
+SETTINGS: List[Tuple[str, Tuple[str, ...]]] = [
+    ("exact only", ("exact",)),
+    ("+ normalised", ("exact", "normalized")),
+    ("+ char 3-gram TF-IDF", ("exact", "normalized", "ngram")),
+    ("+ abbreviations (full cascade)", ("exact", "normalized", "ngram", "abbreviation")),
+]
+
+
+@dataclass
+class Mention:
+    pmid: str
+    text: str
+    gold: str
+
+
+def read_pubtator(path: Path) -> Tuple[Dict[str, str], List[Mention]]:
+    """Documents (title + " " + abstract) and their linkable Disease mentions.
+
+    path (Path): A PubTator file.
+    RETURNS (Tuple[Dict[str, str], List[Mention]]): pmid -> text, mentions.
+    """
+    texts: Dict[str, str] = {}
+    titles: Dict[str, str] = {}
+    mentions: List[Mention] = []
+    with path.open(encoding="utf8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if "|t|" in line[:20]:
+                pmid, _, title = line.split("|", 2)
+                titles[pmid] = title
+                continue
+            if "|a|" in line[:20]:
+                pmid, _, abstract = line.split("|", 2)
+                texts[pmid] = titles[pmid] + " " + abstract
+                continue
+            cols = line.split("\t")
+            if len(cols) < 6 or cols[1] == "CID" or cols[4] != "Disease":
+                continue
+            pmid, start, end, mention, _, gold = cols[:6]
+            if gold == "-1" or "|" in gold:
+                continue
+            assert texts[pmid][int(start) : int(end)] == mention, (pmid, start, mention)
+            mentions.append(Mention(pmid, mention, gold))
+    return texts, mentions
+
+
+def with_train_aliases(records: List[EntityRecord], train: List[Mention]) -> List[EntityRecord]:
+    """Add gold train mentions as aliases of their entity (found by primary
+    or alternative id).
+
+    records (List[EntityRecord]): The CTD records.
+    train (List[Mention]): Train mentions.
+    RETURNS (List[EntityRecord]): New records.
+    """
+    owner: Dict[str, int] = {}
+    for i, rec in enumerate(records):
+        for alt in rec.alt_ids:
+            owner.setdefault(alt, i)
+    for i, rec in enumerate(records):
+        owner[rec.id] = i  # a primary id wins over an alternative one
+    extra: Dict[int, List[str]] = defaultdict(list)
+    for m in train:
+        if m.gold in owner:
+            extra[owner[m.gold]].append(m.text)
+    return [replace(r, aliases=r.aliases + extra.get(i, [])) if i in extra else r for i, r in enumerate(records)]
+
+
+def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stages: Sequence[str]) -> Dict[str, float]:
+    """recall@1 and recall@10 of one cascade setting.
+
+    kb (LinkerKB): The KB.
+    texts (Dict[str, str]): Document texts (for abbreviations).
+    mentions (List[Mention]): Gold mentions.
+    stages (Sequence[str]): Cascade stages.
+    RETURNS (Dict[str, float]): recall@1, recall@10, mentions/s.
+    """
+    abbreviations = {pmid: find_abbreviations(text) for pmid, text in texts.items()}
+    # Which KB entities count as right for each gold id: primary or alternative id.
+    right = {gold: set(kb.resolve_id(gold)) for gold in {m.gold for m in mentions}}
+    start = time.perf_counter()
+    results = []
+    for i in range(0, len(mentions), 256):
+        batch = mentions[i : i + 256]
+        results.extend(
+            kb.candidates_batch(
+                [m.text for m in batch], abbreviations=[abbreviations[m.pmid] for m in batch], top_k=10, stages=stages
+            )
+        )
+    seconds = time.perf_counter() - start
+    at1 = sum(bool(c) and c[0].entity_id in right[m.gold] for m, c in zip(mentions, results))
+    at10 = sum(any(x.entity_id in right[m.gold] for x in c[:10]) for m, c in zip(mentions, results))
+    n = len(mentions)
+    return {"recall@1": round(at1 / n, 4), "recall@10": round(at10 / n, 4), "mentions_per_s": round(n / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--data", type=Path, default=SHARED / "bc5cdr")
+    parser.add_argument("--ctd", type=Path, default=SHARED / "kb" / "CTD_diseases.tsv.gz")
+    parser.add_argument("--out", type=Path, default=RESULTS / "kb_candidates_bc5cdr")
+    args = parser.parse_args()
+    vocab = spacy.blank("en").vocab
+    texts, mentions = read_pubtator(args.data / f"{args.split}.PubTator.txt")
+    _, train = read_pubtator(args.data / "train.PubTator.txt")
+    records = list(read_ctd(args.ctd, strip_prefix="MESH:"))
+    rows = []
+    for dictionary, recs in [("CTD", records), ("CTD + train mentions", with_train_aliases(records, train))]:
+        start = time.perf_counter()
+        kb = LinkerKB.from_records(vocab, recs)
+        build_s = time.perf_counter() - start
+        for name, stages in SETTINGS:
+            scores = evaluate(kb, texts, mentions, stages)
+            rows.append({"setting": name, "dictionary": dictionary, "stages": list(stages), **scores, "kb_build_s": round(build_s, 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    report = {
+        "split": args.split,
+        "n_mentions": len(mentions),
+        "n_entities": len(records),
+        "rows": rows,
+        "reference": [dict(zip(("method", "dictionary", "acc@1", "recall@10"), r)) for r in REFERENCE],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+    lines = [
+        f"# Candidate recall, BC5CDR {args.split} Disease mentions, CTD vocabulary",
+        "",
+        f"{len(mentions):,} gold mentions (composite `id|id` and `-1` left out); {len(records):,} CTD entities.",
+        "Right when the entity's primary or alternative id (\"MESH:\" stripped) equals the gold id;",
+        "recall@10 counts distinct entities. Produced by `benchmarks/kb_candidates_bc5cdr.py`.",
+        "",
+        "## LinkerKB cascade (this run)",
+        "",
+        "| setting | dictionary | recall@1 | recall@10 | mentions/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['setting']} | {r['dictionary']} | {r['recall@1']:.3f} | {r['recall@10']:.3f} | {r['mentions_per_s']:,.0f} |")
+    lines += ["", "## Reference (BENCHMARKS.md, same measurement)", "", "| method | dictionary | acc@1 | recall@10 |", "|---|---|---|---|"]
+    lines += [f"| {m} | {d} | {a:.3f} | {b:.3f} |" for m, d, a, b in REFERENCE]
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf8")
+
+
+if __name__ == "__main__":
+    main()

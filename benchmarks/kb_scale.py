@@ -1,0 +1,283 @@
+"""Scale of LinkerKB against spaCy's InMemoryLookupKB on the same synthetic
+records (deterministic: `kb_synthetic.py`), e.g. 1,000,000 entities with
+3,000,000 (entity, name) pairs.
+
+Every measurement runs in its own subprocess, one after the other, so that
+peak RSS (`resource.getrusage(...).ru_maxrss`) is that step's alone:
+
+- build: generate the records, build the KB, save it (build s, save s,
+  folder size, peak RSS; the record generator is streamed for LinkerKB,
+  while InMemoryLookupKB needs all entities of an alias at once, so its
+  build groups them in a dict first, as any caller of `add_alias` must);
+- query: load the saved KB (load s, RSS after load), then look-ups/s and
+  hit rate (the true entity among the candidates) for exact names, names
+  changed in case and number (UPPER + "s"), and names with a typo.
+  LinkerKB: exact + normalised stages, and the full cascade (with the
+  n-gram retrieval through rare 3-grams, and exact n-gram search for
+  comparison). InMemoryLookupKB: its exact
+  `get_alias_candidates`, the only look-up it has.
+
+    python benchmarks/kb_scale.py --n-entities 100000     # quick check
+    python benchmarks/kb_scale.py                         # 1,000,000
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kb_synthetic import synthetic_queries, synthetic_records  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+# -- steps (each runs in a subprocess) -------------------------------------------------
+
+
+def step_build(system: str, n: int, folder: Path) -> Dict[str, Any]:
+    import spacy
+
+    vocab = spacy.blank("en").vocab
+    start = time.perf_counter()
+    if system == "linkerkb":
+        from spacy_llm_ner.kb import LinkerKB
+
+        kb = LinkerKB.from_records(vocab, synthetic_records(n))
+        n_pairs = sum(s.n_pairs for s in kb._segments)
+        n_aliases = kb.get_size_aliases()
+    else:
+        from spacy.kb import InMemoryLookupKB
+
+        kb = InMemoryLookupKB(vocab, entity_vector_length=1)
+        by_alias: Dict[str, List[str]] = defaultdict(list)
+        for rec in synthetic_records(n):
+            kb.add_entity(entity=rec.id, freq=rec.prior or 0.0, entity_vector=[0.0])
+            for alias in rec.all_names():
+                by_alias[alias].append(rec.id)
+        n_pairs = 0
+        for alias, entities in by_alias.items():
+            kb.add_alias(alias=alias, entities=entities, probabilities=[1.0 / len(entities)] * len(entities))
+            n_pairs += len(entities)
+        n_aliases = len(by_alias)
+        del by_alias
+    build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    kb.to_disk(folder)
+    save_s = time.perf_counter() - start
+    ngram_mb = sum(p.stat().st_size for p in folder.rglob("ng_*.npy")) / 2**20
+    return {
+        "build_s": round(build_s, 2), "save_s": round(save_s, 2), "size_mb": round(folder_mb(folder), 1),
+        "ngram_index_mb": round(ngram_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1), "n_entities": len(kb), "n_aliases": n_aliases, "n_pairs": n_pairs,
+    }
+
+
+def step_queries(n: int, n_queries: int, path: Path) -> Dict[str, Any]:
+    queries = synthetic_queries(list(synthetic_records(n)), n_queries, seed=1)
+    path.write_text(json.dumps(queries), encoding="utf8")
+    return {"n_queries_per_kind": n_queries}
+
+
+def _timed(fn, items: List[str], batch: int) -> tuple:
+    start = time.perf_counter()
+    out: List[Any] = []
+    for i in range(0, len(items), batch):
+        out.extend(fn(items[i : i + batch]))
+    return out, time.perf_counter() - start
+
+
+def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int) -> Dict[str, Any]:
+    from spacy.kb import InMemoryLookupKB
+    from spacy.vocab import Vocab
+
+    from spacy_llm_ner.kb import LinkerKB
+
+    queries = json.loads(queries_path.read_text(encoding="utf8"))
+    vocab = Vocab()
+    base_rss = current_rss_mb()
+    start = time.perf_counter()
+    if system == "linkerkb":
+        kb = LinkerKB.load(folder, vocab)
+    else:
+        kb = InMemoryLookupKB(vocab, entity_vector_length=1)
+        kb.from_disk(folder)
+    load_s = time.perf_counter() - start
+    result: Dict[str, Any] = {"load_s": round(load_s, 3), "rss_after_load_mb": round(current_rss_mb() - base_rss, 1)}
+    lookups = queries["exact"][0] + queries["changed"][0]
+    truth = queries["exact"][1] + queries["changed"][1]
+
+    def hit_rate(found: List[List[str]], ids: List[str]) -> float:
+        return round(float(np.mean([t in f for f, t in zip(found, ids)])), 4)
+
+    if system == "linkerkb":
+        def run(items: List[str], stages) -> tuple:
+            cands, seconds = _timed(lambda b: kb.candidates_batch(b, stages=stages, top_k=10), items, 256)
+            return [[c.entity_id for c in cs] for cs in cands], seconds
+
+        found, seconds = run(lookups, ("exact",))
+        result["exact"] = {
+            "lookups_per_s": round(len(lookups) / seconds, 1),
+            "hit@10_exact": hit_rate(found[: len(lookups) // 2], truth[: len(lookups) // 2]),
+            "hit@10_changed": hit_rate(found[len(lookups) // 2 :], truth[len(lookups) // 2 :]),
+        }
+        found, seconds = run(lookups, ("exact", "normalized"))
+        result["exact+normalized"] = {
+            "lookups_per_s": round(len(lookups) / seconds, 1),
+            "hit@10_exact": hit_rate(found[: len(lookups) // 2], truth[: len(lookups) // 2]),
+            "hit@10_changed": hit_rate(found[len(lookups) // 2 :], truth[len(lookups) // 2 :]),
+        }
+        default_budget = kb.config.ngram_budget
+        for label, budget in [("full_cascade", default_budget), ("full_cascade_no_pruning", 0)]:
+            kb.config.ngram_budget = budget
+            mixed = [(k, q, t) for k in ("exact", "changed", "typo") for q, t in zip(*[x[:n_cascade] for x in queries[k]])]
+            found, seconds = run([q for _, q, _ in mixed], None)
+            result[label] = {"lookups_per_s": round(len(mixed) / seconds, 1)}
+            for kind in ("exact", "changed", "typo"):
+                idx = [i for i, (k, _, _) in enumerate(mixed) if k == kind]
+                result[label][f"hit@10_{kind}"] = hit_rate([found[i] for i in idx], [mixed[i][2] for i in idx])
+                result[label][f"hit@1_{kind}"] = hit_rate([found[i][:1] for i in idx], [mixed[i][2] for i in idx])
+        kb.config.ngram_budget = default_budget
+        result["ngram_budget"] = default_budget
+    else:
+        def lookup(batch: List[str]) -> List[List[str]]:
+            return [[c.entity_ for c in kb.get_alias_candidates(q)] for q in batch]
+
+        found, seconds = _timed(lookup, lookups, 256)
+        result["exact"] = {
+            "lookups_per_s": round(len(lookups) / seconds, 1),
+            "hit_exact": hit_rate(found[: len(lookups) // 2], truth[: len(lookups) // 2]),
+            "hit_changed": hit_rate(found[len(lookups) // 2 :], truth[len(lookups) // 2 :]),
+        }
+        typos = queries["typo"]
+        found, _ = _timed(lookup, typos[0], 256)
+        result["exact"]["hit_typo"] = hit_rate(found, typos[1])
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return result
+
+
+# -- driver -----------------------------------------------------------------------------
+
+
+def run_step(args: List[str]) -> Dict[str, Any]:
+    cmd = [sys.executable, __file__, "--step", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step {args} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_report(report: Dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+    lk, im = report["linkerkb"], report["inmemory"]
+    n = lk["build"]["n_entities"]
+    lines = [
+        f"# KB scale: LinkerKB vs spaCy InMemoryLookupKB, {n:,} synthetic entities",
+        "",
+        f"{lk['build']['n_pairs']:,} (entity, name) pairs, {lk['build']['n_aliases']:,} distinct names; "
+        f"same records for both, built and queried in one run, each step in its own process "
+        f"(peak RSS = `ru_maxrss` of that process). Produced by `benchmarks/kb_scale.py` "
+        f"on {report['machine']}.",
+        "",
+        "| | LinkerKB | InMemoryLookupKB |",
+        "|---|---|---|",
+        f"| build (s) | {lk['build']['build_s']:,} | {im['build']['build_s']:,} |",
+        f"| save (s) | {lk['build']['save_s']:,} | {im['build']['save_s']:,} |",
+        f"| saved size (MB) | {lk['build']['size_mb']:,} (n-gram index: {lk['build']['ngram_index_mb']:,}) | "
+        f"{im['build']['size_mb']:,} (no fuzzy index) |",
+        f"| peak RSS, build + save (MB) | {lk['build']['peak_rss_mb']:,} | {im['build']['peak_rss_mb']:,} |",
+        f"| load (s) | {lk['query']['load_s']:,} (memory-mapped) | {im['query']['load_s']:,} |",
+        f"| RSS added by loading (MB) | {lk['query']['rss_after_load_mb']:,} | {im['query']['rss_after_load_mb']:,} |",
+        f"| peak RSS, load + queries (MB) | {lk['query']['peak_rss_mb']:,} | {im['query']['peak_rss_mb']:,} |",
+        f"| exact look-ups/s (exact names + changed names) | {lk['query']['exact']['lookups_per_s']:,} | "
+        f"{im['query']['exact']['lookups_per_s']:,} |",
+        f"| exact + normalised look-ups/s | {lk['query']['exact+normalized']['lookups_per_s']:,} | n/a |",
+        f"| full cascade look-ups/s (incl. n-gram) | {lk['query']['full_cascade']['lookups_per_s']:,} | n/a |",
+        f"| same, exact n-gram search (no rare-3-gram retrieval) | "
+        f"{lk['query']['full_cascade_no_pruning']['lookups_per_s']:,} | n/a |",
+        "",
+        "Hit rate (the true entity among the candidates; top 10 for LinkerKB):",
+        "",
+        "| queries | LinkerKB exact | LinkerKB exact+normalised | LinkerKB cascade @1 / @10 | cascade, exact n-gram search @1 / @10 | InMemoryLookupKB |",
+        "|---|---|---|---|---|---|",
+    ]
+    le, en, fc, fn, ex = lk["query"]["exact"], lk["query"]["exact+normalized"], lk["query"]["full_cascade"], lk["query"]["full_cascade_no_pruning"], im["query"]["exact"]
+    for kind, label in [("exact", "exact names"), ("changed", "UPPER-CASED + plural 's'"), ("typo", "one typo")]:
+        lines.append(
+            f"| {label} | {le.get(f'hit@10_{kind}', 'n/a')} | {en.get(f'hit@10_{kind}', 'n/a')} | {fc[f'hit@1_{kind}']} / {fc[f'hit@10_{kind}']} | "
+            f"{fn[f'hit@1_{kind}']} / {fn[f'hit@10_{kind}']} | {ex[f'hit_{kind}']} |"
+        )
+    lines += [
+        "",
+        "Hit rates of exact names are below 1 where several entities share the name (acronyms) "
+        "and the true one is not ranked within the top 10 or first.",
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-entities", type=int, default=1_000_000)
+    parser.add_argument("--n-queries", type=int, default=10000, help="exact look-ups per query kind")
+    parser.add_argument("--n-cascade", type=int, default=500, help="cascade look-ups per query kind")
+    parser.add_argument("--out", type=Path, default=RESULTS / "kb_scale")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        name, *rest = args.step
+        if name == "build":
+            out = step_build(rest[0], int(rest[1]), Path(rest[2]))
+        elif name == "queries":
+            out = step_queries(int(rest[0]), int(rest[1]), Path(rest[2]))
+        else:
+            out = step_query(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
+        print(json.dumps(out))
+        return
+    work = Path(tempfile.mkdtemp(prefix="kb_scale_", dir=args.workdir))
+    try:
+        n = args.n_entities
+        report: Dict[str, Any] = {
+            "n_entities": n, "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
+            "n_queries_per_kind": args.n_queries, "n_cascade_per_kind": args.n_cascade,
+        }
+        queries = work / "queries.json"
+        run_step(["queries", str(n), str(args.n_queries), str(queries)])
+        for system in ("linkerkb", "inmemory"):
+            folder = work / system
+            build = run_step(["build", system, str(n), str(folder)])
+            print(system, "build", json.dumps(build), flush=True)
+            query = run_step(["query", system, str(folder), str(queries), str(args.n_cascade)])
+            print(system, "query", json.dumps(query), flush=True)
+            report[system] = {"build": build, "query": query}
+            shutil.rmtree(folder)
+        write_report(report, args.out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Abbreviations defined in a text, by Schwartz & Hearst's algorithm.
+
+A. Schwartz and M. Hearst (2003), "A simple algorithm for identifying
+abbreviation definitions in biomedical text", PSB 2003. This follows their
+reference (Java) implementation: candidates are "long form (short form)" and
+"short form (long form)"; the short form has at most two words, 2-10
+characters, a letter, and starts with a letter or digit; its characters are
+matched right to left inside the long form, the first one at the start of a
+word; the long form has at most min(|SF| + 5, 2 |SF|) words. The first
+definition of a short form in a text wins.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+_SEPARATORS = " \t\n\r\f-"
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    """One definition found in a text.
+
+    short (str): The short form, e.g. "CKD".
+    long (str): The long form, e.g. "chronic kidney disease".
+    start (int): Character offset of the short form in the text.
+    """
+
+    short: str
+    long: str
+    start: int
+
+
+def _has_letter(text: str) -> bool:
+    return any(c.isalpha() for c in text)
+
+
+def _has_capital(text: str) -> bool:
+    return any(c.isupper() for c in text)
+
+
+def _is_valid_short_form(text: str) -> bool:
+    return bool(text) and _has_letter(text) and (text[0].isalnum() or text[0] == "(")
+
+
+def _count_words(text: str) -> int:
+    words = text
+    for sep in _SEPARATORS:
+        words = words.replace(sep, " ")
+    return len(words.split())
+
+
+def best_long_form(short: str, long: str) -> Optional[str]:
+    """The shortest suffix of `long` that contains the characters of `short`
+    in order, its first character starting a word.
+
+    short (str): The short form.
+    long (str): The long-form candidate (words before the parenthesis).
+    RETURNS (Optional[str]): The long form, or None when there is none.
+    """
+    s_index = len(short) - 1
+    l_index = len(long) - 1
+    while s_index >= 0:
+        char = short[s_index].lower()
+        if not char.isalnum():
+            s_index -= 1
+            continue
+        while (l_index >= 0 and long[l_index].lower() != char) or (
+            s_index == 0 and l_index > 0 and long[l_index - 1].isalnum()
+        ):
+            l_index -= 1
+        if l_index < 0:
+            return None
+        l_index -= 1
+        s_index -= 1
+    l_index = long.rfind(" ", 0, l_index + 1) + 1
+    return long[l_index:]
+
+
+def _accept(short: str, long: str) -> Optional[str]:
+    if len(short) < 2:
+        return None
+    found = best_long_form(short, long)
+    if found is None:
+        return None
+    long_words = _count_words(found)
+    short_len = sum(1 for c in short if c.isalnum())
+    if (
+        len(found) < len(short)
+        or found.find(short + " ") > -1
+        or found.endswith(short)
+        or long_words > short_len * 2
+        or long_words > short_len + 5
+        or short_len > 10
+    ):
+        return None
+    return found
+
+
+def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
+    """Every abbreviation definition in the text, in order.
+
+    text (str): Plain text (e.g. a title and abstract).
+    RETURNS (List[Abbreviation]): The definitions, with the short form's offset.
+    """
+    found: List[Abbreviation] = []
+    lower_bound = 0  # the reference code searches after the previous "(" only
+    open_paren = text.find(" (")
+    while open_paren > -1:
+        open_paren += 1
+        close_paren = text.find(")", open_paren)
+        if close_paren == -1:
+            break
+        boundary = max(text.rfind(". ", lower_bound, open_paren), text.rfind(", ", lower_bound, open_paren))
+        long_start = boundary + 2 if boundary > -1 else lower_bound
+        long = text[long_start:open_paren]
+        short = text[open_paren + 1 : close_paren]
+        short_start = open_paren + 1
+        for sep in (", ", "; "):
+            cut = short.find(sep)
+            if cut > -1:
+                short = short[:cut]
+        if len(short.split()) > 2 or len(short) > len(long):
+            # "long form (short form)" did not fit: try "short form (long form)".
+            word_start = text.rfind(" ", lower_bound, max(lower_bound, open_paren - 1)) + 1
+            word_start = max(word_start, lower_bound)
+            long, short = short, text[word_start : open_paren - 1]
+            short_start = word_start
+            if not _has_capital(short):
+                short = ""
+        short, long = short.strip(), long.strip()
+        if _is_valid_short_form(short):
+            accepted = _accept(short, long)
+            if accepted is not None:
+                found.append(Abbreviation(short=short, long=accepted.strip(), start=short_start))
+        lower_bound = open_paren
+        open_paren = text.find(" (", open_paren)
+    return found
+
+
+def find_abbreviations(text: str) -> Dict[str, str]:
+    """Map each short form defined in the text to its long form (the first
+    definition wins).
+
+    text (str): Plain text.
+    RETURNS (Dict[str, str]): Short form to long form, e.g.
+        {"CKD": "chronic kidney disease"}.
+    """
+    out: Dict[str, str] = {}
+    for abbr in find_abbreviation_definitions(text):
+        out.setdefault(abbr.short, abbr.long)
+    return out
