@@ -210,6 +210,8 @@ def span_log_probs(
     params: CRFParams,
     continuation: numpy.ndarray,
     allowed: Optional[numpy.ndarray] = None,
+    *,
+    lattice: Optional[Tuple[numpy.ndarray, numpy.ndarray, float]] = None,
 ) -> numpy.ndarray:
     """Log marginal probability that each span is tagged exactly as decoded
     (its tags, and the next tag not extending it), for one sequence.
@@ -220,14 +222,19 @@ def span_log_probs(
     params (CRFParams): Constrained transition scores.
     continuation (ndarray): (n_tags, n_tags) next tag extends the previous.
     allowed (Optional[ndarray]): (length, n_tags) bool mask.
+    lattice (Optional[Tuple[ndarray, ndarray, float]]): This sequence's
+        alpha, beta (length, n_tags) and log Z, if already computed for a
+        padded batch; computed here otherwise.
     RETURNS (ndarray): (n_spans,) log probabilities, <= 0.
     """
     if len(spans) == 0:
         return numpy.zeros(0)
     E = _apply_mask(emissions, allowed)
     length = E.shape[0]
-    alpha, beta, log_z = forward_backward(E[None], numpy.asarray([length]), params)
-    alpha, beta, log_z = alpha[0], beta[0], log_z[0]
+    if lattice is None:
+        alpha, beta, log_z = forward_backward(E[None], numpy.asarray([length]), params)
+        lattice = (alpha[0], beta[0], float(log_z[0]))
+    alpha, beta, log_z = lattice
     # Score of the decoded path, prefix-summed, so that the inside of every
     # span is one subtraction.
     unary = E[numpy.arange(length), tag_ids]

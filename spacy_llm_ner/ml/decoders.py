@@ -88,13 +88,27 @@ class Decoder:
             padded, lengths = crf.pad([emissions[i] for i in group])
             mask = _stack_masks([allowed[i] for i in group], padded)
             paths = crf.viterbi(padded, lengths, params, mask)
+            lattice = self.lattice(padded, lengths, params, mask)
             for row, i in enumerate(group):
+                n = len(paths[row])
                 spans = self.tagset.to_spans(paths[row])
-                conf = self.span_confidence(
-                    emissions[i], paths[row], spans, params, None if mask is None else mask[row, : len(paths[row])]
+                row_lattice = None if lattice is None else (
+                    lattice[0][row, :n], lattice[1][row, :n], float(lattice[2][row])
                 )
+                row_mask = None if mask is None else mask[row, :n]
+                conf = self.span_confidence(emissions[i], paths[row], spans, params, row_mask, row_lattice)
                 out[i] = (spans, conf)
         return out  # type: ignore[return-value]
+
+    def lattice(
+        self,
+        padded: numpy.ndarray,
+        lengths: numpy.ndarray,
+        params: crf.CRFParams,
+        mask: Optional[numpy.ndarray],
+    ) -> Optional[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]]:
+        """Batch-level quantities span_confidence needs (None: nothing)."""
+        return None
 
     def span_confidence(
         self,
@@ -103,6 +117,7 @@ class Decoder:
         spans: numpy.ndarray,
         params: crf.CRFParams,
         allowed: Optional[numpy.ndarray],
+        lattice: Optional[Tuple[numpy.ndarray, numpy.ndarray, float]],
     ) -> numpy.ndarray:
         raise NotImplementedError
 
@@ -155,9 +170,16 @@ class CRFDecoder(Decoder):
         )
         return loss, d_scores
 
-    def span_confidence(self, unary, path, spans, params, allowed):
+    def lattice(self, padded, lengths, params, mask):
+        # One forward-backward pass over the padded chunk serves the span
+        # marginals of every doc in it.
+        return crf.forward_backward(padded, lengths, params, mask)
+
+    def span_confidence(self, unary, path, spans, params, allowed, lattice):
         return numpy.exp(
-            crf.span_log_probs(unary, path, spans, params, self.tagset.continuation(), allowed)
+            crf.span_log_probs(
+                unary, path, spans, params, self.tagset.continuation(), allowed, lattice=lattice
+            )
         )
 
 
@@ -196,7 +218,7 @@ class SoftmaxDecoder(Decoder):
         )
         return loss, d_scores
 
-    def span_confidence(self, unary, path, spans, params, allowed):
+    def span_confidence(self, unary, path, spans, params, allowed, lattice):
         if len(spans) == 0:
             return numpy.zeros(0)
         token_probs = numpy.exp(unary[numpy.arange(len(path)), path])
