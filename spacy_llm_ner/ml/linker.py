@@ -44,6 +44,11 @@ FEATURES: Tuple[str, ...] = (
 )
 _SOURCES = ("exact", "normalized", "ngram", "abbreviation")
 MAX_SCALE = 30.0
+# Initial feature weights: an untrained linker follows the cascade's own
+# ranking (string score, then rank, then prior) and prefers a candidate to
+# NIL, so training starts from the string-matching baseline rather than from
+# noise; NIL must be learned from NIL-labelled mentions.
+INIT_FEATURE_WEIGHTS = numpy.asarray([1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0], dtype="f")
 
 
 class LinkerInput(NamedTuple):
@@ -157,7 +162,7 @@ def _init(model: Model, X: LinkerInput = None, Y=None) -> None:
     ops = model.ops
     model.set_param("log_scale", ops.asarray1f([math.log(model.attrs["init_scale"])]))
     model.set_param("nil_bias", ops.alloc1f(1))
-    model.set_param("feature_W", ops.alloc1f(model.get_dim("nF")))
+    model.set_param("feature_W", ops.asarray1f(INIT_FEATURE_WEIGHTS))
     nil = numpy.random.normal(scale=1.0 / math.sqrt(n_hidden), size=(n_hidden,)).astype("f")
     model.set_param("nil_vector", ops.asarray1f(nil))
 

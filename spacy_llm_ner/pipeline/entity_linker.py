@@ -319,7 +319,7 @@ class TransformerEntityLinker(TrainablePipe):
                 return node
         return None
 
-    def _links(self) -> Tuple[Callable[[str], Doc], Any]:
+    def _encoder(self) -> Tuple[Callable[[str], Doc], Any]:
         """(make_doc, upstream component or None) for encoding entity texts."""
         listener = self._listener()
         nlp = self._nlp_ref() if self._nlp_ref is not None else None
@@ -350,7 +350,7 @@ class TransformerEntityLinker(TrainablePipe):
 
     def _encode_texts(self, texts: List[str]) -> numpy.ndarray:
         """Mean backbone vector of each text (backbone in predict mode)."""
-        make_doc, upstream = self._links()
+        make_doc, upstream = self._encoder()
         tok2vec = self.model.get_ref("tok2vec")
         max_tokens = self.cfg["entity_max_tokens"]
         out: List[numpy.ndarray] = []
@@ -721,11 +721,13 @@ class TransformerEntityLinker(TrainablePipe):
             mentions.append([s for s, _ in pairs])
             targets.extend(t for _, t in pairs)
         found = correct = 0
-        if targets:
-            links = [link for doc_links in self._link(docs, mentions) for link in doc_links]
-            for link, target in zip(links, targets):
-                found += any(e == target for e, _ in link.candidates)
-                correct += link.kb_id == target
+        links: List[Link] = []
+        for i in range(0, len(docs), 32):  # bounded similarity matrices
+            for doc_links in self._link(docs[i : i + 32], mentions[i : i + 32]):
+                links.extend(doc_links)
+        for link, target in zip(links, targets):
+            found += any(e == target for e, _ in link.candidates)
+            correct += link.kb_id == target
         scores["nel_candidate_recall"] = found / len(targets) if targets else None
         scores["nel_inkb_accuracy"] = correct / len(targets) if targets else None
         return scores
@@ -818,25 +820,30 @@ class TransformerEntityLinker(TrainablePipe):
         self.clear_cache()
         return self
 
-    def __getstate__(self) -> Dict[str, Any]:
-        # A weak reference cannot be pickled: keep the tokenizer and the
-        # upstream component themselves (pickled in the same stream as the
-        # rest of the pipeline, so they stay the same objects).
-        state = dict(self.__dict__)
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # spaCy's pipes are Cython classes whose fields live outside
+        # __dict__, and a weak reference cannot be pickled: keep the
+        # tokenizer and the upstream component themselves (pickled in the
+        # same stream as the rest of the pipeline, they stay the same objects).
+        extra = {k: v for k, v in self.__dict__.items() if k not in ("_nlp_ref", "_cache")}
         nlp = self._nlp_ref() if self._nlp_ref is not None else None
         if nlp is not None:
             try:
-                upstream = self._links()[1]
+                upstream = self._encoder()[1]
             except ValueError:
                 upstream = None
-            state["_detached"] = (nlp.tokenizer, upstream)
-        state["_nlp_ref"] = None
-        state["_cache"] = OrderedDict()
-        return state
+            extra["_detached"] = (nlp.tokenizer, upstream)
+        fields = (self.vocab, self.model, self.name, self.cfg, self.scorer, self.kb)
+        return (_unpickle_linker, (type(self), fields, extra))
 
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        _register_extensions()
+
+def _unpickle_linker(cls: type, fields: Tuple[Any, ...], extra: Dict[str, Any]) -> TransformerEntityLinker:
+    vocab, model, name, cfg, scorer, kb = fields
+    linker = cls(vocab, model, name, scorer=scorer)
+    linker.cfg = cfg
+    linker.__dict__.update(extra)
+    linker.kb = kb
+    return linker
 
 
 def _softmax(x: numpy.ndarray) -> numpy.ndarray:
