@@ -31,6 +31,7 @@ TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
 def tiny_bert_dir(tmp_path_factory) -> str:
     """A randomly initialised 2-layer BERT with a small word-piece vocabulary,
     saved as a Hugging Face folder (nothing is downloaded)."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny_bert")
@@ -51,5 +52,7 @@ def tiny_bert_dir(tmp_path_factory) -> str:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    # Seeded so that every session trains from the same random weights.
+    torch.manual_seed(0)
     BertModel(config).save_pretrained(str(folder))
     return str(folder)

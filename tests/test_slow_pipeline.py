@@ -40,7 +40,7 @@ def test_shipped_config_trains_saves_and_loads(config, steps, tmp_path):
     nlp = spacy.load(model)
     assert nlp.pipe_names[-1] == "transformer_ner"
     if config == "ner":
-        assert nlp.config["components"]["transformer"]["model"]["name"] == "all-MiniLM-L6-v2"
+        assert nlp.config.interpolate()["components"]["transformer"]["model"]["name"] == "all-MiniLM-L6-v2"
     gold = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(nlp.vocab))
     texts = [doc.text for doc in gold[:20]]
     single = [[(e.start_char, e.end_char, e.label_) for e in nlp(t).ents] for t in texts]

@@ -12,6 +12,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
+from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, make_decoder
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
@@ -321,16 +322,7 @@ class TransformerNER(TrainablePipe):
 
         sgd (Optimizer): The optimizer.
         """
-        tok2vec_ids = {node.id for node in self.model.get_ref("tok2vec").walk()}
-        for node in self.model.walk():
-            for shim in node.shims:
-                shim.finish_update(sgd)
-        for node in self.model.walk():
-            scale = 1.0 if node.id in tok2vec_ids else self.cfg.get("head_lr_scale", 1.0)
-            for name in node.param_names:
-                if node.has_grad(name):
-                    param, _ = sgd((node.id, name), node.get_param(name), node.get_grad(name), lr_scale=scale)
-                    node.set_param(name, param)
+        finish_update_with_head_scale(self.model, sgd, head_lr_scale=self.cfg.get("head_lr_scale", 1.0))
 
 
 def _span_confidence(span: Span) -> Optional[float]:
