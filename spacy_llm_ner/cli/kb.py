@@ -1,0 +1,60 @@
+"""`build-kb`: validate a knowledge-base file and save it as a LinkerKB folder."""
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import spacy
+import typer
+from wasabi import msg
+
+from ..kb.knowledge_base import LinkerKB
+from ..kb.loaders import read_csv, read_ctd, read_jsonl
+from ..kb.records import EntityRecord
+from . import app
+
+FORMATS = ("auto", "jsonl", "csv", "tsv", "ctd")
+
+
+def read_records(path: Path, *, fmt: str = "auto", strip_prefix: Optional[str] = None) -> Iterator[EntityRecord]:
+    """Stream validated records from a KB file of any supported format.
+
+    path (Path): JSONL, CSV, TSV or the CTD diseases TSV (.gz too).
+    fmt (str): One of FORMATS; "auto" decides by the file name.
+    strip_prefix (Optional[str]): Id prefix to strip, e.g. "MESH:".
+    RETURNS (Iterator[EntityRecord]): The records.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"Unknown KB format {fmt!r}: expected one of {', '.join(FORMATS)}.")
+    name = path.name.lower().removesuffix(".gz")
+    if fmt == "auto":
+        if "ctd" in name:
+            fmt = "ctd"
+        else:
+            fmt = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(Path(name).suffix, "jsonl")
+    if fmt == "jsonl":
+        return read_jsonl(path, strip_prefix=strip_prefix)
+    if fmt == "ctd":
+        return read_ctd(path, strip_prefix=strip_prefix)
+    return read_csv(path, delimiter="\t" if fmt == "tsv" else ",", strip_prefix=strip_prefix)
+
+
+@app.command("build-kb")
+def build_kb_cli(
+    input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="KB file"),
+    output_path: Path = typer.Argument(..., help="Folder to write the LinkerKB to"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
+    strip_prefix: Optional[str] = typer.Option(None, "--strip-prefix", help="Id prefix to strip, e.g. MESH:"),
+) -> None:
+    """Validate a KB file (errors name file, line and field) and save it as a
+    LinkerKB folder, loadable with `spacy_llm_ner.load_kb_disk.v1`."""
+    start = time.perf_counter()
+    try:
+        records = list(read_records(input_path, fmt=fmt, strip_prefix=strip_prefix))
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    kb = LinkerKB.from_records(spacy.blank("en").vocab, records)
+    kb.to_disk(output_path)
+    n_aliases = sum(len(record.all_names()) for record in records)
+    n_described = sum(bool(record.description) for record in records)
+    msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
+    msg.info(f"{len(kb)} entities, {n_aliases} names and aliases, {n_described} with a description")
