@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import util
 from spacy import displacy
 from spacy.kb import InMemoryLookupKB
 from spacy.tokens import Doc, DocBin
@@ -56,25 +57,7 @@ def one_torch_thread():
 
 
 def make_nlp(backbone: str, model_dir: str = "", **cfg) -> spacy.Language:
-    nlp = spacy.blank("en")
-    if backbone == "transformer":
-        nlp.add_pipe(
-            "transformer",
-            config={
-                "model": {
-                    "@architectures": "spacy_llm_ner.TransformerModel.v1",
-                    "name": model_dir,
-                    "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
-                    "tokenizer_config": {"use_fast": True},
-                }
-            },
-        )
-        nlp.add_pipe(LINKER, config=cfg)
-    else:
-        nlp.add_pipe("tok2vec")
-        listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 96}
-        nlp.add_pipe(LINKER, config={"model": {"tok2vec": listener}, **cfg})
-    return nlp
+    return util.make_nlp(backbone, component=LINKER, model_dir=model_dir, **cfg)
 
 
 def reference(nlp, text, ents) -> Doc:

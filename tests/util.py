@@ -6,7 +6,11 @@ from spacy.language import Language
 from spacy.training import Example
 
 
-def make_nlp(backbone: str, *, decoder: str = "crf", model_dir: str = "", lang: str = "en", **ner_cfg) -> Language:
+def make_nlp(
+    backbone: str, *, component: str = "transformer_ner", model_dir: str = "", lang: str = "en", **cfg
+) -> Language:
+    """A blank pipeline with a backbone ("transformer": the tiny BERT in
+    model_dir; "tok2vec": spaCy's CNN) and `component` listening to it."""
     nlp = spacy.blank(lang)
     if backbone == "transformer":
         nlp.add_pipe(
@@ -24,11 +28,11 @@ def make_nlp(backbone: str, *, decoder: str = "crf", model_dir: str = "", lang: 
                 }
             },
         )
-        nlp.add_pipe("transformer_ner", config={"decoder": decoder, **ner_cfg})
+        nlp.add_pipe(component, config=cfg)
     else:
         nlp.add_pipe("tok2vec")
         listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 96}
-        nlp.add_pipe("transformer_ner", config={"decoder": decoder, "model": {"tok2vec": listener}, **ner_cfg})
+        nlp.add_pipe(component, config={"model": {"tok2vec": listener}, **cfg})
     return nlp
 
 
