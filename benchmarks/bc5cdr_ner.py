@@ -173,16 +173,18 @@ def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size:
 
 
 @app.command()
-def speed() -> None:
+def speed(only: str = "", ceiling: bool = True) -> None:
     import spacy
     from spacy.tokens import DocBin
 
     texts = [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
     for system in SYSTEMS:
         model = WORK / slug(system) / "model-best"
-        if model.exists():
+        if model.exists() and (not only or only in slug(system)):
             result = words_per_second(model, texts)
             (WORK / slug(system) / "speed.json").write_text(json.dumps(result))
+    if not ceiling:
+        return
     best = max((ceiling_words_per_second(texts) for _ in range(2)), key=lambda r: r["words_per_second"])
     (WORK / "ceiling_speed.json").write_text(json.dumps(best))
 
