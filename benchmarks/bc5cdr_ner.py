@@ -110,14 +110,14 @@ def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "")
 
 
 @app.command()
-def evaluate() -> None:
+def evaluate(only: str = "") -> None:
     import spacy
     from spacy.tokens import DocBin
     from spacy.training import Example
 
     for system in SYSTEMS:
         model = WORK / slug(system) / "model-best"
-        if not model.exists():
+        if not model.exists() or (only and only not in slug(system)):
             continue
         nlp = spacy.load(model)
         gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
