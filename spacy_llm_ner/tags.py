@@ -1,6 +1,7 @@
 """Tag schemes (BILUO, IOB): tag inventories, transition constraints and
 vectorised conversion between tag sequences and entity spans."""
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -47,7 +48,7 @@ class TagSet:
     def __len__(self) -> int:
         return len(self.tags)
 
-    @property
+    @cached_property
     def index(self) -> dict:
         return {tag: i for i, tag in enumerate(self.tags)}
 

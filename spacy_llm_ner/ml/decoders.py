@@ -55,6 +55,7 @@ class Decoder:
         self.tagset = tagset
         self.confidence = confidence
         self.masks = tagset.constraints()
+        self.continuation = tagset.continuation()
 
     def params(self, scores: TagScores) -> crf.CRFParams:
         raise NotImplementedError
@@ -178,7 +179,7 @@ class CRFDecoder(Decoder):
     def span_confidence(self, unary, path, spans, params, allowed, lattice):
         return numpy.exp(
             crf.span_log_probs(
-                unary, path, spans, params, self.tagset.continuation(), allowed, lattice=lattice
+                unary, path, spans, params, self.continuation, allowed, lattice=lattice
             )
         )
 

@@ -13,7 +13,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
 from ..ml.optim import finish_update_with_head_scale
-from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, make_decoder
+from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
 
@@ -164,11 +164,18 @@ class TransformerNER(TrainablePipe):
 
     @property
     def tagset(self) -> TagSet:
-        return TagSet(self.labels, self.cfg["scheme"])
+        return self.decoder.tagset
 
     @property
-    def decoder(self):
-        return make_decoder(self.cfg["decoder"], self.tagset, confidence=self.cfg["confidence"])
+    def decoder(self) -> Decoder:
+        # Built once per setting, not per batch: the tag set's constraint
+        # masks are needed by every predict and update.
+        key = (self.labels, self.cfg["decoder"], self.cfg["scheme"], self.cfg["confidence"])
+        if getattr(self, "_decoder_key", None) != key:
+            tagset = TagSet(self.labels, self.cfg["scheme"])
+            self._decoder = make_decoder(self.cfg["decoder"], tagset, confidence=self.cfg["confidence"])
+            self._decoder_key = key
+        return self._decoder
 
     def add_label(self, label: str) -> int:
         if label in self.cfg["labels"]:
