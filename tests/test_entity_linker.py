@@ -16,6 +16,7 @@ from thinc.api import fix_random_seed
 
 from spacy_llm_ner.display import render_links
 from spacy_llm_ner.kb import EntityRecord, LinkerKB
+from spacy_llm_ner.pipeline.entity_linker import score_links
 
 ROOT = Path(__file__).resolve().parents[1]
 EMERSON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nel_emerson"
@@ -406,3 +407,26 @@ def test_emerson_held_out_beats_prior_baseline():
     scores = nlp.evaluate([Example(nlp.make_doc(d.text), d) for d in test_docs])
     assert scores["nel_candidate_recall"] == 1.0
     assert scores["nel_inkb_accuracy"] == pytest.approx(accuracy)
+
+
+def test_labels_restricts_linking_and_scoring():
+    """With labels=["CHEM"], LOC/PER entities are neither trained on, linked,
+    nor counted by the scorer (their gold ids are not the linker's misses)."""
+    fix_random_seed(0)
+    nlp = make_nlp("tok2vec", labels=["CHEM"])
+    egs = fit(nlp, DATA, steps=30, learn_rate=0.002)
+    for text, ents in DATA:
+        doc = nlp(with_ents(nlp, text, ents))
+        [(label, gold)] = [(label, k) for *_, label, k in ents]
+        ent = doc.ents[0]
+        if label == "CHEM":
+            assert ent.kb_id_ == gold and ent._.kb_candidates
+        else:
+            assert ent.kb_id_ == "" and ent._.kb_candidates is None
+        assert [s.label_ for s in doc.spans[LINKER]] == [label] * (label == "CHEM")
+    scores = nlp.evaluate([Example(with_ents(nlp, t, e), reference(nlp, t, e)) for t, e in DATA])
+    assert scores["nel_micro_f"] == 1.0 and scores["nel_inkb_accuracy"] == 1.0
+    assert set(scores["nel_f_per_type"]) == {"CHEM"}
+    # Without the restriction the same predictions miss the LOC links.
+    unrestricted = score_links([Example(nlp(with_ents(nlp, t, e)), reference(nlp, t, e)) for t, e in DATA])
+    assert unrestricted["nel_micro_r"] < 1.0

@@ -42,7 +42,7 @@ from spacy import util
 from spacy.kb import KnowledgeBase
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.scorer import Scorer
+from spacy.scorer import PRFScore, Scorer
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.util import SimpleFrozenList, registry
@@ -88,16 +88,49 @@ def make_entity_linker_scorer() -> Callable:
     return score_links
 
 
-def score_links(examples: Iterable[Example], *, nil_id: str = "NIL", **kwargs: Any) -> Dict[str, Any]:
+def score_links(
+    examples: Iterable[Example], *, nil_id: str = "NIL", labels: Sequence[str] = (), **kwargs: Any
+) -> Dict[str, Any]:
     """`Scorer.score_links` on the entities that match a gold entity; gold
-    entities without a kb_id and `nil_id` are the negative labels.
+    entities without a kb_id and `nil_id` are the negative labels. With
+    `labels`, the micro scores count those entity types only (the linker
+    leaves the others alone, so their gold ids are not its misses).
 
     examples (Iterable[Example]): The examples.
     nil_id (str): The NIL id.
+    labels (Sequence[str]): Entity types the linker links; empty: all.
     RETURNS (Dict[str, Any]): nel_micro_p, nel_micro_r, nel_micro_f,
         nel_f_per_type, ...
     """
-    return Scorer.score_links(examples, negative_labels=[nil_id, ""])
+    scores = Scorer.score_links(examples, negative_labels=[nil_id, ""])
+    if labels:
+        per_type = {k: v for k, v in scores["nel_f_per_type"].items() if k in labels}
+        scores.update(_micro_links(examples, nil_id=nil_id, labels=labels))
+        scores["nel_f_per_type"] = per_type
+    return scores
+
+
+def _micro_links(examples: Iterable[Example], *, nil_id: str, labels: Sequence[str]) -> Dict[str, float]:
+    """Micro P/R/F of Scorer.score_links restricted to some gold labels
+    (spaCy's per-type output keeps only P/R/F, not the counts to pool)."""
+    negative = (nil_id, "")
+    prf = PRFScore()
+    for eg in examples:
+        gold = {(e.start_char, e.end_char): e for e in eg.reference.ents if e.label_ in labels}
+        for pred in eg.predicted.ents:
+            ent = gold.get((pred.start_char, pred.end_char))
+            if ent is None or (ent.kb_id_ in negative and pred.kb_id_ in negative):
+                continue
+            if ent.kb_id_ == pred.kb_id_:
+                prf.tp += 1
+            elif ent.kb_id_ in negative:
+                prf.fp += 1
+            elif pred.kb_id_ in negative:
+                prf.fn += 1
+            else:  # a wrong id is both
+                prf.fp += 1
+                prf.fn += 1
+    return {"nel_score": prf.fscore, "nel_micro_p": prf.precision, "nel_micro_r": prf.recall, "nel_micro_f": prf.fscore}
 
 
 @Language.factory(
@@ -106,6 +139,7 @@ def score_links(examples: Iterable[Example], *, nil_id: str = "NIL", **kwargs: A
     requires=["doc.ents"],
     default_config={
         "model": DEFAULT_MODEL,
+        "labels": [],
         "top_k": 10,
         "threshold": 0.0,
         "nil_id": "NIL",
@@ -125,6 +159,7 @@ def make_entity_linker(
     name: str,
     model: Model[LinkerInput, LinkerScores],
     *,
+    labels: List[str],
     top_k: int,
     threshold: float,
     nil_id: str,
@@ -141,6 +176,9 @@ def make_entity_linker(
 
     model (Model[LinkerInput, LinkerScores]): Mention/entity scorer over a
         tok2vec (spacy_llm_ner.EntityLinkerModel.v1).
+    labels (List[str]): Entity labels to link (e.g. ["Disease"] when the KB
+        holds diseases only); entities of other labels are left as they are
+        and not scored. Empty: link every entity.
     top_k (int): Candidates taken from the KB cascade per mention (and kept,
         scored, in doc.spans[spans_key]).
     threshold (float): Links whose probability (softmax over the candidates
@@ -169,6 +207,7 @@ def make_entity_linker(
         model,
         name,
         nlp=nlp,
+        labels=labels,
         top_k=top_k,
         threshold=threshold,
         nil_id=nil_id,
@@ -218,6 +257,7 @@ class TransformerEntityLinker(TrainablePipe):
         name: str = COMPONENT,
         *,
         nlp: Optional[Language] = None,
+        labels: Sequence[str] = (),
         top_k: int = 10,
         threshold: float = 0.0,
         nil_id: str = "NIL",
@@ -251,6 +291,7 @@ class TransformerEntityLinker(TrainablePipe):
         self.scorer = scorer
         self.kb: Optional[LinkerKB] = None
         self.cfg: Dict[str, Any] = {
+            "labels": sorted(set(labels)),
             "top_k": top_k,
             "threshold": threshold,
             "nil_id": nil_id,
@@ -481,14 +522,21 @@ class TransformerEntityLinker(TrainablePipe):
 
     # -- the pipe API ------------------------------------------------------------
 
+    def _links_label(self, label: str) -> bool:
+        labels = self.cfg.get("labels")
+        return not labels or label in labels
+
+    def _mentions(self, doc: Doc) -> List[Span]:
+        return [ent for ent in doc.ents if self._links_label(ent.label_)]
+
     def predict(self, docs: Iterable[Doc]) -> List[List[Link]]:
-        """Link every entity in doc.ents.
+        """Link the entities in doc.ents (those with one of `labels`, if set).
 
         docs (Iterable[Doc]): The documents.
-        RETURNS (List[List[Link]]): Per doc, one Link per entity.
+        RETURNS (List[List[Link]]): Per doc, one Link per linked entity.
         """
         docs = list(docs)
-        return self._link(docs, [list(doc.ents) for doc in docs])
+        return self._link(docs, [self._mentions(doc) for doc in docs])
 
     def set_annotations(self, docs: Iterable[Doc], links: List[List[Link]]) -> None:
         """Set token.ent_kb_id on the entities and store the scored
@@ -499,7 +547,7 @@ class TransformerEntityLinker(TrainablePipe):
         """
         key = self.cfg["spans_key"]
         for doc, doc_links in zip(docs, links):
-            ents = list(doc.ents)
+            ents = self._mentions(doc)
             if len(ents) != len(doc_links):
                 raise ValueError(f"[{COMPONENT}] Got {len(doc_links)} links for {len(ents)} entities.")
             spans = []
@@ -560,7 +608,7 @@ class TransformerEntityLinker(TrainablePipe):
         unknown, total = 0, 0
         for eg in get_examples():
             for ent in eg.reference.ents:
-                if ent.kb_id_ and ent.kb_id_ != self.cfg["nil_id"]:
+                if ent.kb_id_ and ent.kb_id_ != self.cfg["nil_id"] and self._links_label(ent.label_):
                     total += 1
                     unknown += not self.kb.resolve_id(ent.kb_id_)  # type: ignore[union-attr]
         if unknown:
@@ -573,7 +621,7 @@ class TransformerEntityLinker(TrainablePipe):
         """Gold entities with a kb_id, aligned to the predicted tokens."""
         out = []
         for ent in eg.reference.ents:
-            if not ent.kb_id_:
+            if not ent.kb_id_ or not self._links_label(ent.label_):
                 continue
             aligned = eg.get_aligned_spans_y2x([ent], allow_overlap=True)
             if aligned:
@@ -702,7 +750,7 @@ class TransformerEntityLinker(TrainablePipe):
         validate_examples(examples, "TransformerEntityLinker.score")
         scores: Dict[str, Any] = {}
         if self.scorer is not None:
-            scores.update(self.scorer(examples, nil_id=self.cfg["nil_id"], **kwargs))
+            scores.update(self.scorer(examples, nil_id=self.cfg["nil_id"], labels=self.cfg["labels"], **kwargs))
         if self.kb is None:
             return scores
         docs, mentions, targets = [], [], []
