@@ -24,3 +24,30 @@ def test_build_kb_names_file_line_and_field(tmp_path):
     assert result.exit_code == 1
     assert "bad.jsonl" in result.output and "line 2" in result.output and "name" in result.output
     assert not (tmp_path / "kb").exists()
+
+
+def test_build_kb_adds_gold_mentions_as_aliases(tmp_path):
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    kb_file = tmp_path / "kb.jsonl"
+    kb_file.write_text('{"id": "D1", "name": "Kidney Failure"}\n{"id": "D2", "name": "Asthma"}\n', encoding="utf8")
+    doc = nlp("Acute renal failure and asthma and the flu and breast and ovarian cancer.")
+    doc.ents = [
+        doc.char_span(0, 19, label="Disease", kb_id="D1"),  # new alias
+        doc.char_span(24, 30, label="Disease", kb_id="D2"),  # case differs: a new name too
+        doc.char_span(39, 42, label="Disease", kb_id="D9"),  # not in the KB: reported
+        doc.char_span(47, 72, label="Disease", kb_id="D3|D4"),  # composite: left out
+    ]
+    chem = nlp("Renal failure")
+    chem.ents = [chem.char_span(0, 13, label="Chemical", kb_id="D2")]  # wrong label: ignored
+    DocBin(docs=[doc, chem], store_user_data=True).to_disk(tmp_path / "train.spacy")
+    args = ["build-kb", str(kb_file), str(tmp_path / "kb"), "--aliases-from", str(tmp_path / "train.spacy")]
+    result = CliRunner().invoke(app, args + ["--alias-label", "Disease"])
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.output and "1 with composite ids" in result.output
+    assert "1 mentions have ids not in the KB" in result.output and "D9 (1)" in result.output
+    kb = LinkerKB.load(tmp_path / "kb", nlp.vocab)
+    assert kb.entity("D1").aliases == ["Acute renal failure"]
+    assert kb.candidates("Acute renal failure", stages=("exact",))[0].entity_id == "D1"
+    assert not kb.candidates("Renal failure", stages=("exact",))

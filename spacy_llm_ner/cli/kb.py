@@ -1,7 +1,7 @@
 """`build-kb`: validate a knowledge-base file and save it as a LinkerKB folder."""
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import spacy
 import typer
@@ -9,6 +9,7 @@ from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
 from ..kb.loaders import read_csv, read_ctd, read_jsonl
+from ..kb.mentions import add_mention_aliases, read_linked_mentions
 from ..kb.records import EntityRecord
 from . import app
 
@@ -44,14 +45,32 @@ def build_kb_cli(
     output_path: Path = typer.Argument(..., help="Folder to write the LinkerKB to"),
     fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
     strip_prefix: Optional[str] = typer.Option(None, "--strip-prefix", help="Id prefix to strip, e.g. MESH:"),
+    aliases_from: List[Path] = typer.Option(
+        [], "--aliases-from", exists=True, dir_okay=False,
+        help="A .spacy file whose gold-linked entities become aliases of their entity (repeatable)",
+    ),
+    alias_labels: List[str] = typer.Option([], "--alias-label", help="Only entities of this label (repeatable)"),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
-    LinkerKB folder, loadable with `spacy_llm_ner.load_kb_disk.v1`."""
+    LinkerKB folder, loadable with `spacy_llm_ner.load_kb_disk.v1`. With
+    --aliases-from, the gold mentions of annotated data are added as aliases
+    (the mention names the corpus uses but the dictionary lacks)."""
     start = time.perf_counter()
     try:
         records = list(read_records(input_path, fmt=fmt, strip_prefix=strip_prefix))
     except ValueError as err:
         msg.fail(str(err), exits=1)
+    if aliases_from:
+        mentions = read_linked_mentions(aliases_from, labels=alias_labels)
+        records, stats = add_mention_aliases(records, mentions)
+        msg.info(
+            f"Mention aliases: {stats.added} added, {stats.known} already names, "
+            f"{stats.composite} with composite ids left out"
+        )
+        if stats.unknown_ids:
+            n = sum(stats.unknown_ids.values())
+            top = ", ".join(f"{k} ({v})" for k, v in sorted(stats.unknown_ids.items(), key=lambda kv: -kv[1])[:5])
+            msg.warn(f"{n} mentions have ids not in the KB and were not added: {top}")
     kb = LinkerKB.from_records(spacy.blank("en").vocab, records)
     kb.to_disk(output_path)
     n_aliases = sum(len(record.all_names()) for record in records)

@@ -17,6 +17,7 @@ from .loaders import (
     read_ctd,
     read_jsonl,
 )
+from .mentions import MentionAliasStats, add_mention_aliases, read_linked_mentions
 from .normalize import normalize
 from .records import EntityRecord, KBFormatError
 
@@ -26,7 +27,9 @@ __all__ = [
     "EntityRecord",
     "KBFormatError",
     "LinkerKB",
+    "MentionAliasStats",
     "STAGES",
+    "add_mention_aliases",
     "ScoredCandidate",
     "expand_abbreviation",
     "find_abbreviation_definitions",
@@ -40,4 +43,5 @@ __all__ = [
     "read_csv",
     "read_ctd",
     "read_jsonl",
+    "read_linked_mentions",
 ]
