@@ -10,7 +10,7 @@ Plain displaCy already shows the links set by `transformer_entity_linker`
 label (e.g. "PERSON 0.93"), using the scores that the linker stores in
 `doc.spans` (so it also works on docs read back from a DocBin).
 """
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Union
 
 from spacy import displacy
 from spacy.displacy.render import DEFAULT_LABEL_COLORS
@@ -51,7 +51,7 @@ def link_data(
 
 
 def render_links(
-    doc: Doc,
+    doc: Union[Doc, Iterable[Doc]],
     *,
     kb_url_template: Optional[str] = None,
     nil_id: str = "NIL",
@@ -61,7 +61,8 @@ def render_links(
 ) -> str:
     """Render a doc's entities with their KB links and link probabilities.
 
-    doc (Doc): A doc processed by transformer_entity_linker.
+    doc (Union[Doc, Iterable[Doc]]): A doc processed by
+        transformer_entity_linker, or several (one page).
     kb_url_template (Optional[str]): e.g. "https://www.wikidata.org/wiki/{}".
     nil_id (str): The linker's NIL id (shown, not linked).
     show_scores (bool): Put the probability in the label.
@@ -70,11 +71,13 @@ def render_links(
     **kwargs: Passed to displacy.render (page, jupyter, minify, ...).
     RETURNS (str): The HTML (None in a notebook with jupyter=True).
     """
-    data = link_data(doc, kb_url_template=kb_url_template, nil_id=nil_id, show_scores=show_scores)
+    docs = [doc] if isinstance(doc, Doc) else list(doc)
+    data = [link_data(d, kb_url_template=kb_url_template, nil_id=nil_id, show_scores=show_scores) for d in docs]
     options = dict(options or {})
     colors = {**DEFAULT_LABEL_COLORS, **options.get("colors", {})}
-    for ent, shown in zip(doc.ents, data["ents"]):
-        if ent.label_ in colors:
-            colors.setdefault(shown["label"], colors[ent.label_])
+    for d, item in zip(docs, data):
+        for ent, shown in zip(d.ents, item["ents"]):
+            if ent.label_ in colors:
+                colors.setdefault(shown["label"], colors[ent.label_])
     options["colors"] = colors
-    return displacy.render(data, style="ent", manual=True, options=options, **kwargs)
+    return displacy.render(data if len(data) != 1 else data[0], style="ent", manual=True, options=options, **kwargs)

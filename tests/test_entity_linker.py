@@ -430,3 +430,25 @@ def test_labels_restricts_linking_and_scoring():
     # Without the restriction the same predictions miss the LOC links.
     unrestricted = score_links([Example(nlp(with_ents(nlp, t, e)), reference(nlp, t, e)) for t, e in DATA])
     assert unrestricted["nel_micro_r"] < 1.0
+
+
+def test_show_cli_prints_links_and_writes_linked_html(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_llm_ner.cli import app
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "CHEM", "pattern": "Quicksilver"}])
+    for name in trained.pipe_names:
+        nlp.add_pipe(name, source=trained)
+    nlp.get_pipe(LINKER).set_kb(trained.get_pipe(LINKER).kb)
+    nlp.to_disk(tmp_path / "model")
+    html = tmp_path / "out.html"
+    args = ["show", str(tmp_path / "model"), "--text", "Quicksilver is a liquid metal.", "--html", str(html),
+            "--kb-url-template", "https://example.org/{}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (ent,) = spacy.load(tmp_path / "model")("Quicksilver is a liquid metal.").ents
+    assert ent.kb_id_ == "Q_ME"
+    assert "Q_ME" in result.output and f"{ent._.kb_score:.3f}" in result.output
+    assert "https://example.org/Q_ME" in html.read_text(encoding="utf8")

@@ -10,6 +10,7 @@ from spacy import displacy
 from spacy.tokens import Doc, DocBin, Span
 from wasabi import msg
 
+from ..display import render_links
 from . import app
 
 
@@ -35,26 +36,30 @@ def load_texts(
     return result
 
 
-def entity_rows(doc: Doc) -> List[Tuple[str, str, str, str, str]]:
-    """One row per entity: text, label, character offsets, kb_id and
-    confidence (``ent._.ner_confidence``, "-" where unknown).
+def _score(ent: Span, attr: str) -> str:
+    value = getattr(ent._, attr) if Span.has_extension(attr) else None
+    return "-" if value is None else f"{value:.3f}"
+
+
+def entity_rows(doc: Doc) -> List[Tuple[str, str, str, str, str, str]]:
+    """One row per entity: text, label, character offsets, NER confidence
+    (``ent._.ner_confidence``), kb_id and link probability
+    (``ent._.kb_score``); "-" where unknown.
 
     doc (Doc): An annotated Doc.
-    RETURNS (List[Tuple[str, str, str, str, str]]): The table rows.
+    RETURNS (List[Tuple[str, str, str, str, str, str]]): The table rows.
     """
-    rows = []
-    for ent in doc.ents:
-        confidence = ent._.ner_confidence if Span.has_extension("ner_confidence") else None
-        rows.append(
-            (
-                ent.text,
-                ent.label_,
-                f"{ent.start_char}-{ent.end_char}",
-                ent.kb_id_ or "-",
-                "-" if confidence is None else f"{confidence:.3f}",
-            )
+    return [
+        (
+            ent.text,
+            ent.label_,
+            f"{ent.start_char}-{ent.end_char}",
+            _score(ent, "ner_confidence"),
+            ent.kb_id_ or "-",
+            _score(ent, "kb_score"),
         )
-    return rows
+        for ent in doc.ents
+    ]
 
 
 @app.command("show")
@@ -73,6 +78,9 @@ def show_cli(
         None, "--html", dir_okay=False, help="Write a displaCy entity page here"
     ),
     n: int = typer.Option(3, "--n", "-n", min=1, help="Texts to take from --text-file / --docs"),
+    kb_url_template: Optional[str] = typer.Option(
+        None, "--kb-url-template", help='Link entities in the HTML, e.g. "https://meshb.nlm.nih.gov/record/ui?ui={}"'
+    ),
 ) -> None:
     """Annotate texts with a pipeline and print the entities it finds."""
     nlp = spacy.load(model)
@@ -93,7 +101,7 @@ def show_cli(
         print(preview)
         rows = entity_rows(doc)
         if rows:
-            msg.table(rows, header=("Entity", "Label", "Chars", "KB id", "Conf."), divider=True)
+            msg.table(rows, header=("Entity", "Label", "Chars", "Conf.", "KB id", "Link p"), divider=True)
         else:
             msg.info("No entities")
         if gold_doc is not None:
@@ -106,7 +114,10 @@ def show_cli(
     if html is not None:
         with warnings.catch_warnings():  # docs without entities are expected
             warnings.filterwarnings("ignore", message=r"\[W006\]")
-            page = displacy.render(docs, style="ent", page=True, jupyter=False)
+            if kb_url_template is not None or any(ent.kb_id_ for doc in docs for ent in doc.ents):
+                page = render_links(docs, kb_url_template=kb_url_template, page=True, jupyter=False)
+            else:
+                page = displacy.render(docs, style="ent", page=True, jupyter=False)
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(page, encoding="utf8")
         msg.good(f"Wrote {html}")
