@@ -1,10 +1,12 @@
 """The `transformer_ner` component: token classification over a shared
 backbone with softmax or BIO-constrained CRF decoding and per-entity
 confidences."""
+import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
+from spacy.kb import KnowledgeBase
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -14,6 +16,8 @@ from thinc.api import Config, Model, Optimizer
 
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
+from ..kb.knowledge_base import LinkerKB
+from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
 
@@ -194,17 +198,25 @@ class TransformerNER(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
+        gazetteer: Optional[Callable[[Vocab], KnowledgeBase]] = None,
     ) -> None:
-        """Set the labels (given, or read from the examples) and initialize
-        the model's shapes.
+        """Set the labels (given, or read from the examples), fill the
+        gazetteer features from a KB, and initialize the model's shapes.
 
         get_examples (Callable[[], Iterable[Example]]): The training data.
         nlp (Language): The pipeline.
         labels (Optional[Sequence[str]]): Entity labels, e.g. from
             [initialize.components.<name>.labels]. Gold entities with any
             other label are an error rather than silently ignored.
+        gazetteer (Optional[Callable[[Vocab], KnowledgeBase]]): A KB loader
+            (e.g. spacy_llm_ner.load_kb_ctd.v1, from
+            [initialize.components.<name>.gazetteer]) whose names, by entity
+            type, fill the model's gazetteer features
+            (spacy_llm_ner.FeatureTok2Vec.v1 with gazetteer = true). The table
+            is saved with the pipeline.
         """
         validate_get_examples(get_examples, "TransformerNER.initialize")
+        self._init_gazetteer(gazetteer, nlp)
         data_labels = set()
         for example in get_examples():
             data_labels.update(ent.label_ for ent in example.reference.ents)
@@ -231,6 +243,37 @@ class TransformerNER(TrainablePipe):
             self.model.get_ref(ref).set_dim("nO", n_tags)
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample)
+
+    def _init_gazetteer(self, loader: Optional[Callable[[Vocab], KnowledgeBase]], nlp: Optional[Language]) -> None:
+        layers = [node for node in self.model.walk() if node.name == GAZETTEER]
+        if loader is None:
+            if layers:
+                warnings.warn(
+                    f"[transformer_ner] '{self.name}' has gazetteer features but no gazetteer KB: set "
+                    f"[initialize.components.{self.name}.gazetteer] (e.g. spacy_llm_ner.load_kb_ctd.v1); "
+                    "the features stay zero."
+                )
+            return
+        if not layers:
+            raise ValueError(
+                f"[transformer_ner] A gazetteer KB was given to '{self.name}', but its model has no gazetteer "
+                "layer: use spacy_llm_ner.FeatureTok2Vec.v1 with gazetteer = true as its tok2vec."
+            )
+        kb = loader(self.vocab)
+        if not isinstance(kb, LinkerKB):
+            raise ValueError(
+                f"[transformer_ner] The gazetteer loader returned a {type(kb).__name__}; it needs a "
+                "spacy_llm_ner LinkerKB (load_kb_jsonl.v1, load_kb_csv.v1, load_kb_ctd.v1, load_kb_disk.v1)."
+            )
+        make_doc = nlp.make_doc if nlp is not None else Language(self.vocab).make_doc
+        names = [(name, rec.type) for rec in map(kb.entity, kb.entity_ids) for name in rec.all_names()]
+        for layer in layers:
+            counts = fill_gazetteer(layer, names, make_doc=make_doc)
+            if not counts:
+                raise ValueError(
+                    f"[transformer_ner] The gazetteer KB has no names of the types {layer.attrs['types']} "
+                    "(records need a `type`)."
+                )
 
     def _allowed(self, doc: Doc) -> Optional[numpy.ndarray]:
         if self.cfg["ents_mode"] != "respect" or not doc.ents:
