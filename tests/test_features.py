@@ -148,3 +148,38 @@ def test_gazetteer_layer_without_kb_warns_and_works():
     with pytest.warns(UserWarning, match="has gazetteer features but no gazetteer KB"):
         fit(nlp, steps=30)
     assert util.ents(nlp(DATA[0][0])) == DATA[0][1]
+
+
+def test_fresh_feature_layers_step_at_the_head_rate():
+    """head_lr_scale applies to the head and to the feature layers beside the
+    backbone; only the backbone (the innermost tok2vec) keeps the base rate."""
+    from thinc.api import Adam
+
+    from spacy_llm_ner.ml.models import TagScores, build_token_classifier
+    from spacy_llm_ner.ml.optim import finish_update_with_head_scale
+
+    nlp = spacy.blank("en")
+    inner = _inner()
+    features = build_feature_tok2vec(inner, width=8)
+    model = build_token_classifier(features, nO=3)
+    docs = [nlp("Lithium caused acute renal failure.")]
+    model.initialize(X=docs)
+    rng = numpy.random.default_rng(0)
+    out = model.get_ref("output_layer")  # zero-initialised: no gradient would reach the tok2vec
+    out.set_param("W", rng.normal(size=out.get_param("W").shape).astype("f"))
+    scores, backprop = model.begin_update(docs)
+    backprop(TagScores([rng.normal(size=e.shape).astype("f") for e in scores.emissions],
+                       rng.normal(size=scores.transitions.shape).astype("f"),
+                       rng.normal(size=scores.start.shape).astype("f"), rng.normal(size=scores.end.shape).astype("f")))
+    inner_ids = {node.id for node in inner.walk()}
+    group = {n.id: "features" for n in features.walk()} | {i: "backbone" for i in inner_ids}
+    before = {(n.id, p): n.get_param(p).copy() for n in model.walk() for p in n.param_names if n.has_param(p)}
+    finish_update_with_head_scale(model, Adam(0.001, L2=0.0, grad_clip=0.0), head_lr_scale=10.0)
+    steps = {"backbone": 0.0, "features": 0.0, "head": 0.0}
+    for node in model.walk():
+        for name in node.param_names:
+            if (node.id, name) in before:
+                key = group.get(node.id, "head")
+                moved = float(abs(node.get_param(name) - before[(node.id, name)]).max())
+                steps[key] = max(steps[key], moved)
+    assert steps == pytest.approx({"backbone": 0.001, "features": 0.01, "head": 0.01}, rel=0.05)

@@ -4,15 +4,21 @@ from thinc.api import Model, Optimizer
 
 def finish_update_with_head_scale(model: Model, sgd: Optimizer, *, head_lr_scale: float) -> None:
     """Step the optimizer over a component's model, scaling the learning rate
-    of every parameter outside its "tok2vec" ref by head_lr_scale. A fresh
-    head above a pretrained backbone needs larger steps than the backbone's
-    fine-tuning rate; the tok2vec's own layers and shims keep the optimizer's.
+    of every parameter outside its backbone by head_lr_scale. A fresh head
+    above a pretrained backbone needs larger steps than the backbone's
+    fine-tuning rate; the backbone's own layers and shims keep the optimizer's.
+    The backbone is the model's "tok2vec" ref, or, when that layer wraps
+    another "tok2vec" (FeatureTok2Vec: fresh feature layers beside the
+    backbone), the innermost one: the fresh layers step like the head.
 
     model (Model): The component's model, with a "tok2vec" ref.
     sgd (Optimizer): The optimizer.
     head_lr_scale (float): Learning-rate multiplier for the head.
     """
-    tok2vec_ids = {node.id for node in model.get_ref("tok2vec").walk()}
+    backbone = model.get_ref("tok2vec")
+    while backbone.has_ref("tok2vec"):
+        backbone = backbone.get_ref("tok2vec")
+    tok2vec_ids = {node.id for node in backbone.walk()}
     for node in model.walk():
         for shim in node.shims:
             shim.finish_update(sgd)
