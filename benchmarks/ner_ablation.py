@@ -1,0 +1,170 @@
+"""BC5CDR NER ablation of transformer_ner on the MiniLM backbone: every variant
+trained with the same step budget, seed, optimizer and data, selected on dev,
+scored on test, timed with nlp.pipe, in one work folder shared with
+benchmarks/bc5cdr_ner.py (whose systems are the first rows; a variant already
+trained there with the same config is not trained again).
+
+    python benchmarks/ner_ablation.py all --steps 500
+    python benchmarks/ner_ablation.py train --only lexical
+
+Writes benchmarks/results/ner_ablation.json and .md.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (same work folder, converter, stock `ner` and timing)
+
+ROOT = bc5cdr_ner.ROOT
+WORK = bc5cdr_ner.WORK
+RESULTS = bc5cdr_ner.RESULTS
+CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
+NER = "transformer_ner"
+STEPS_DEFAULT = 500
+app = typer.Typer(add_completion=False)
+
+LEXICAL = {"attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500], "width": 64,
+           "depth": 1, "window_size": 1}
+
+
+def _features(config, *, gazetteer: bool) -> None:
+    listener = config["components"][NER]["model"]["tok2vec"]
+    config["components"][NER]["model"]["tok2vec"] = {
+        "@architectures": "spacy_llm_ner.FeatureTok2Vec.v1", "tok2vec": listener, **LEXICAL,
+        "gazetteer": gazetteer, "gazetteer_types": [], "max_alias_tokens": 8,
+    }
+    if gazetteer:
+        config["initialize"]["components"][NER] = {"gazetteer": {
+            "@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:",
+        }}
+
+
+def _set(path: List[str], value) -> Callable:
+    def apply(config) -> None:
+        node = config
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return apply
+
+
+# slug -> (row name, config edit or "stock")
+VARIANTS: Dict[str, tuple] = {
+    "spaCy_stock": ("spaCy ner (stock), same backbone", "stock"),
+    "ours_softmax": ("transformer_ner softmax, BILUO", _set(["vars", "decoder"], "softmax")),
+    "ours_crf": ("transformer_ner CRF, BILUO (shipped before)", lambda config: None),
+    "ours_crf_iob": ("CRF, IOB", _set(["vars", "scheme"], "IOB")),
+    "ours_crf_window256": ("CRF, windows 256/192", lambda c: (_set(["vars", "window"], 256)(c), _set(["vars", "stride"], 192)(c))),
+    "ours_crf_lexical": ("CRF + lexical hash features", lambda c: _features(c, gazetteer=False)),
+    "ours_crf_lexical_gazetteer": ("CRF + lexical + CTD gazetteer", lambda c: _features(c, gazetteer=True)),
+}
+
+
+def write_config(slug: str) -> Path:
+    from spacy import util
+
+    name, edit = VARIANTS[slug]
+    if edit == "stock":
+        return bc5cdr_ner.write_config("spaCy ner (stock)")
+    config = util.load_config(ROOT / "configs" / "ner.cfg", interpolate=False)
+    edit(config)
+    path = WORK / f"{slug}.cfg"
+    config.to_disk(path)
+    return path
+
+
+def _selected(only: str) -> List[str]:
+    return [slug for slug in VARIANTS if not only or only == slug or only in slug.split("_")[-1]]
+
+
+@app.command()
+def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "", force: bool = False) -> None:
+    """Train the variants not trained yet (same steps, seed, optimizer)."""
+    for slug in _selected(only):
+        out = WORK / slug
+        done = out / "train_seconds.json"
+        if done.exists() and json.loads(done.read_text()).get("steps") == steps and not force:
+            continue
+        cfg = write_config(slug)
+        seconds = bc5cdr_ner.run(
+            [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out),
+             "--paths.train", str(WORK / "train.spacy"), "--paths.dev", str(WORK / "dev.spacy"),
+             "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
+            WORK / f"train_{slug}.log",
+        )
+        done.write_text(json.dumps({"seconds": seconds, "steps": steps}))
+
+
+@app.command()
+def evaluate(only: str = "") -> None:
+    """Test P/R/F (model-best on dev) and nlp.pipe words/s of each variant."""
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    for slug in _selected(only):
+        model = WORK / slug / "model-best"
+        if not model.exists() or (WORK / slug / "test_scores.json").exists() and (WORK / slug / "speed.json").exists():
+            continue
+        nlp = spacy.load(model)
+        gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
+        scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold], batch_size=64)
+        keep = {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
+        (WORK / slug / "test_scores.json").write_text(json.dumps(keep, indent=2))
+        speed = bc5cdr_ner.words_per_second(model, [doc.text for doc in gold])
+        (WORK / slug / "speed.json").write_text(json.dumps(speed))
+
+
+def _load(slug: str, name: str) -> Dict:
+    path = WORK / slug / name
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _dev_best(slug: str) -> float:
+    meta = _load(slug, "model-best/meta.json")
+    return float(meta.get("performance", {}).get("ents_f", 0.0))
+
+
+@app.command()
+def report() -> None:
+    rows = {}
+    lines = [
+        "| variant (MiniLM-L6, 500 steps, seed 0) | dev F | test P | test R | test F | Chemical F | Disease F | train min | words/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for slug, (name, _) in VARIANTS.items():
+        scores = _load(slug, "test_scores.json")
+        if not scores:
+            continue
+        per = scores["ents_per_type"]
+        train = _load(slug, "train_seconds.json")
+        speed = _load(slug, "speed.json")
+        rows[slug] = {"name": name, **scores, **speed, "dev_f": _dev_best(slug), **{f"train_{k}": v for k, v in train.items()}}
+        lines.append(
+            f"| {name} | {rows[slug]['dev_f']:.3f} | {scores['ents_p']:.3f} | {scores['ents_r']:.3f} | "
+            f"{scores['ents_f']:.3f} | {per.get('Chemical', {}).get('f', 0):.3f} | {per.get('Disease', {}).get('f', 0):.3f} | "
+            f"{train.get('seconds', 0) / 60:.0f} | {speed.get('words_per_second', 0):,.0f} |"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ner_ablation.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / "ner_ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+@app.command("all")
+def run_all(steps: int = STEPS_DEFAULT, only: str = "") -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    bc5cdr_ner.convert()
+    train(steps, only=only)
+    evaluate(only)
+    report()
+
+
+if __name__ == "__main__":
+    app()
