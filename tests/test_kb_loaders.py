@@ -260,6 +260,29 @@ def test_registered_loaders(tmp_path):
     assert list(again.entity_ids) == ["Q1"]
 
 
+def test_any_format_loader(tmp_path):
+    """load_kb.v1: a LinkerKB folder, or a file whose format is told by its name."""
+    vocab = spacy.blank("en").vocab
+    load = registry.misc.get("spacy_llm_ner.load_kb.v1")
+    ctd = write(tmp_path / "CTD_diseases.tsv.gz", ctd_text(CTD_ROWS), gz=True)
+    kb = load(path=str(ctd), strip_prefix="MESH:")(vocab)
+    assert len(kb) == 3 and "D006973" in kb
+    kb = load(path=str(write(tmp_path / "kb.jsonl", jsonl(GOOD))), strip_prefix="MESH:", top_k=3)(vocab)
+    assert kb.entity("D1").alt_ids == ["D9"] and kb.config.top_k == 3
+    kb.to_disk(tmp_path / "folder")
+    again = load(path=str(tmp_path / "folder"))(vocab)
+    assert list(again.entity_ids) == list(kb.entity_ids) and again.config.top_k == 3
+    kb = load(path=str(write(tmp_path / "kb.csv", "id,name\nQ1,Emerson\n")))(vocab)
+    assert kb.entity_ids[0] == "Q1"
+    # A file in another format than its name says: the error names file, line and field.
+    bad = write(tmp_path / "kb2.tsv", "id,name\nQ1,Emerson\n")
+    with pytest.raises(KBFormatError) as info:
+        load(path=str(bad))(vocab)
+    assert str(bad) in str(info.value)
+    with pytest.raises(ValueError, match="Unknown KB format 'xml'"):
+        load(path=str(bad), format="xml")(vocab)
+
+
 def test_loader_resolves_from_config(tmp_path):
     from thinc.api import Config
 

@@ -1,42 +1,18 @@
 """`build-kb`: validate a knowledge-base file and save it as a LinkerKB folder."""
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import spacy
 import typer
 from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
-from ..kb.loaders import read_csv, read_ctd, read_jsonl
+from ..kb.loaders import KB_FORMATS, read_records
 from ..kb.mentions import add_mention_aliases, read_linked_mentions
-from ..kb.records import EntityRecord
 from . import app
 
-FORMATS = ("auto", "jsonl", "csv", "tsv", "ctd")
-
-
-def read_records(path: Path, *, fmt: str = "auto", strip_prefix: Optional[str] = None) -> Iterator[EntityRecord]:
-    """Stream validated records from a KB file of any supported format.
-
-    path (Path): JSONL, CSV, TSV or the CTD diseases TSV (.gz too).
-    fmt (str): One of FORMATS; "auto" decides by the file name.
-    strip_prefix (Optional[str]): Id prefix to strip, e.g. "MESH:".
-    RETURNS (Iterator[EntityRecord]): The records.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"Unknown KB format {fmt!r}: expected one of {', '.join(FORMATS)}.")
-    name = path.name.lower().removesuffix(".gz")
-    if fmt == "auto":
-        if "ctd" in name:
-            fmt = "ctd"
-        else:
-            fmt = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(Path(name).suffix, "jsonl")
-    if fmt == "jsonl":
-        return read_jsonl(path, strip_prefix=strip_prefix)
-    if fmt == "ctd":
-        return read_ctd(path, strip_prefix=strip_prefix)
-    return read_csv(path, delimiter="\t" if fmt == "tsv" else ",", strip_prefix=strip_prefix)
+FORMATS = KB_FORMATS
 
 
 @app.command("build-kb")

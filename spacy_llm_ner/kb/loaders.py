@@ -421,6 +421,65 @@ def make_disk_kb_loader(*, path: str, mmap: bool = True) -> KBLoader:
     return load
 
 
+KB_FORMATS = ("auto", "jsonl", "csv", "tsv", "ctd")
+
+
+def read_records(path: PathLike, *, fmt: str = "auto", strip_prefix: Optional[str] = None) -> Iterator[EntityRecord]:
+    """Stream validated records from a KB file of any supported format.
+
+    path (PathLike): JSONL, CSV, TSV or the CTD diseases TSV (.gz too).
+    fmt (str): One of KB_FORMATS; "auto" decides by the file name (a name
+        containing "ctd" is the CTD vocabulary).
+    strip_prefix (Optional[str]): Id prefix to strip, e.g. "MESH:".
+    RETURNS (Iterator[EntityRecord]): The records.
+    """
+    if fmt not in KB_FORMATS:
+        raise ValueError(f"Unknown KB format {fmt!r}: expected one of {', '.join(KB_FORMATS)}.")
+    name = Path(path).name.lower().removesuffix(".gz")
+    if fmt == "auto":
+        if "ctd" in name:
+            fmt = "ctd"
+        else:
+            fmt = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(Path(name).suffix, "jsonl")
+    if fmt == "jsonl":
+        return read_jsonl(path, strip_prefix=strip_prefix)
+    if fmt == "ctd":
+        return read_ctd(path, strip_prefix=strip_prefix)
+    return read_csv(path, delimiter="\t" if fmt == "tsv" else ",", strip_prefix=strip_prefix)
+
+
+@registry.misc("spacy_llm_ner.load_kb.v1")
+def make_kb_loader(
+    *,
+    path: str,
+    format: str = "auto",
+    strip_prefix: Optional[str] = None,
+    top_k: int = 10,
+    stages: List[str] = list(STAGES),
+    entity_vector_length: int = 0,
+    mmap: bool = True,
+) -> KBLoader:
+    """A kb_loader for any KB the package reads: a LinkerKB folder (from
+    `build-kb` or `to_disk`; memory-mapped, its own cascade settings) or a
+    JSONL / CSV / TSV / CTD file, by name or `format`.
+
+    path (str): The folder or file.
+    format (str): For files: "auto", "jsonl", "csv", "tsv" or "ctd".
+    strip_prefix (Optional[str]): For files: id prefix to strip.
+    top_k, stages, entity_vector_length: For files: see `LinkerKB`.
+    mmap (bool): For folders: memory-map the KB.
+    RETURNS (Callable[[Vocab], LinkerKB]): The loader.
+    """
+
+    def load(vocab: Vocab) -> LinkerKB:
+        if Path(path).is_dir():
+            return LinkerKB.load(path, vocab, mmap=mmap)
+        records = read_records(path, fmt=format, strip_prefix=strip_prefix)
+        return LinkerKB.from_records(vocab, records, **_kb_options(top_k, stages, entity_vector_length))
+
+    return load
+
+
 @registry.misc("spacy_llm_ner.empty_linker_kb.v1")
 def make_empty_linker_kb(*, mmap: bool = True) -> Callable[[Vocab, int], LinkerKB]:
     """For the entity linker's `generate_empty_kb` setting, so that a saved
