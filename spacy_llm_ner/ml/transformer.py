@@ -89,3 +89,32 @@ def build_transformer_model(
         mixed_precision,
         dict(grad_scaler_config),
     )
+
+
+@registry.architectures("spacy_llm_ner.TransformerModel.v2")
+def build_transformer_model_v2(
+    name: str,
+    get_spans: Callable[[List[Doc]], List[List]],
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+    lora: Optional[Dict] = None,
+) -> Model:
+    """TransformerModel.v1 with optional LoRA adapters: with `lora` set, only
+    low-rank adapters in the attention projections are trained (and saved
+    with the rest), the backbone's own weights stay frozen.
+
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config: As in TransformerModel.v1.
+    lora (Optional[Dict]): e.g. {"r": 8, "alpha": 16, "dropout": 0.05,
+        "target_modules": ["query", "value"]}; null: full fine-tuning.
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
+    """
+    from .lora import add_lora, lora_settings
+
+    model = build_transformer_model(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    )
+    settings = lora_settings(lora)
+    return add_lora(model, settings) if settings else model

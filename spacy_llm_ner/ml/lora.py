@@ -1,0 +1,118 @@
+"""LoRA adapters on the shared transformer (parameter-efficient fine-tuning).
+
+With `lora` set in `spacy_llm_ner.TransformerModel.v2`, low-rank adapters
+(peft) are put into the backbone's attention projections when its weights are
+loaded, and every other backbone weight is frozen: the optimizer steps only
+the adapters (and the heads above). The adapters are saved with the pipeline
+inside the transformer's state; loading rebuilds the adapted model before the
+state is read, so `nlp.to_disk` / `spacy.load` round-trip exactly.
+"""
+from typing import Any, Dict, List, Optional, Sequence
+
+from thinc.api import Model
+
+DEFAULT_TARGETS = ("query", "value")
+
+
+def lora_config(*, r: int = 8, alpha: float = 16.0, dropout: float = 0.05, target_modules: Sequence[str] = DEFAULT_TARGETS) -> Any:
+    """A peft LoraConfig, with errors named in our terms.
+
+    r (int): Adapter rank.
+    alpha (float): Scaling numerator (the update is scaled by alpha / r).
+    dropout (float): Dropout on the adapter input in training.
+    target_modules (Sequence[str]): Names of the Linear modules adapted
+        (BERT: "query", "key", "value", "dense").
+    RETURNS (peft.LoraConfig): The config.
+    """
+    try:
+        from peft import LoraConfig
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "LoRA adapters need the `peft` package: pip install 'spacy-llm-ner[lora]'."
+        ) from err
+    if r < 1:
+        raise ValueError(f"lora r must be >= 1, got {r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"lora dropout must be in [0, 1), got {dropout}.")
+    if not target_modules:
+        raise ValueError("lora target_modules must name at least one module, e.g. ['query', 'value'].")
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none")
+
+
+def inject(transformer: Any, config: Any) -> Any:
+    """Put the adapters into a HF model in place and freeze its other
+    weights.
+
+    transformer (transformers.PreTrainedModel): The backbone.
+    config (peft.LoraConfig): The adapters.
+    RETURNS (transformers.PreTrainedModel): The same model, adapted.
+    """
+    from peft import inject_adapter_in_model
+
+    if any("lora_" in name for name, _ in transformer.named_parameters()):
+        return transformer
+    try:
+        return inject_adapter_in_model(config, transformer)
+    except ValueError as err:
+        names = sorted({n.rsplit(".", 1)[-1] for n, _ in transformer.named_modules() if n})
+        raise ValueError(f"LoRA target_modules {sorted(config.target_modules)} not found in the model ({err}); "
+                         f"module names include {names[:20]}") from err
+
+
+class AdaptedModelClass:
+    """Stands in for the HF model class of the transformer's shim, so that
+    a model rebuilt from its config on loading gets the adapters before its
+    saved state (adapters included) is read."""
+
+    def __init__(self, model_cls: Any, config: Any) -> None:
+        self.model_cls = model_cls
+        self.config = config
+
+    def from_config(self, config: Any, **kwargs: Any) -> Any:
+        return inject(self.model_cls.from_config(config, **kwargs), self.config)
+
+    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+        return inject(self.model_cls.from_pretrained(*args, **kwargs), self.config)
+
+
+def add_lora(model: Model, settings: Dict[str, Any]) -> Model:
+    """Make a spacy-transformers TransformerModel train LoRA adapters.
+
+    model (Model): A TransformerModel (from TransformerModel.v3).
+    settings (Dict[str, Any]): Keyword arguments of `lora_config`.
+    RETURNS (Model): The same model.
+    """
+    config = lora_config(**settings)
+    shim = model.layers[0].shims[0]
+    shim.model_cls = AdaptedModelClass(shim.model_cls, config)
+    set_transformer = model.attrs["set_transformer"]
+
+    def set_adapted_transformer(model: Model, hf_model: Any) -> None:
+        inject(hf_model.transformer, config)
+        set_transformer(model, hf_model)
+
+    model.attrs["set_transformer"] = set_adapted_transformer
+    model.attrs["lora"] = dict(settings)
+    return model
+
+
+def parameter_counts(model: Model) -> Dict[str, int]:
+    """Trainable and total parameters of a (possibly adapted) transformer.
+
+    model (Model): A TransformerModel, initialized.
+    RETURNS (Dict[str, int]): {"trainable": n, "total": n}.
+    """
+    transformer = model.layers[0].shims[0]._model
+    params: List = list(transformer.parameters()) if transformer is not None else []
+    return {"trainable": sum(p.numel() for p in params if p.requires_grad), "total": sum(p.numel() for p in params)}
+
+
+def lora_settings(lora: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """Validate the `lora` block of a config (None or {} = no adapters)."""
+    if not lora:
+        return None
+    known = {"r", "alpha", "dropout", "target_modules"}
+    unknown = sorted(set(lora) - known)
+    if unknown:
+        raise ValueError(f"Unknown lora settings {unknown}: expected some of {sorted(known)}.")
+    return dict(lora)
