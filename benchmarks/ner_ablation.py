@@ -54,6 +54,17 @@ def _set(path: List[str], value) -> Callable:
     return apply
 
 
+def _lora(config) -> None:
+    """LoRA r=8 on query/key/value; the adapters are fresh, so they step at
+    5e-4 (the backbone's 1e-4 is for pretrained weights) and the head keeps
+    its 1e-3 (head_lr_scale 2)."""
+    model = config["components"]["transformer"]["model"]
+    model["@architectures"] = "spacy_llm_ner.TransformerModel.v2"
+    model["lora"] = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["query", "key", "value"]}
+    config["training"]["optimizer"]["learn_rate"]["initial_rate"] = 5e-4
+    config["components"][NER]["head_lr_scale"] = 2.0
+
+
 # slug -> (row name, config edit or "stock")
 VARIANTS: Dict[str, tuple] = {
     "spaCy_stock": ("spaCy ner (stock), same backbone", "stock"),
@@ -63,6 +74,7 @@ VARIANTS: Dict[str, tuple] = {
     "ours_crf_window256": ("CRF, windows 256/192", lambda c: (_set(["vars", "window"], 256)(c), _set(["vars", "stride"], 192)(c))),
     "ours_crf_lexical": ("CRF + lexical hash features", lambda c: _features(c, gazetteer=False)),
     "ours_crf_lexical_gazetteer": ("CRF + lexical + CTD gazetteer", lambda c: _features(c, gazetteer=True)),
+    "ours_crf_lora": ("CRF, LoRA r=8 (q,k,v) instead of full fine-tuning", _lora),
 }
 
 
