@@ -68,6 +68,50 @@ class Decoder:
     ) -> Tuple[float, TagScores]:
         raise NotImplementedError
 
+    def token_marginals(self, scores: TagScores) -> List[numpy.ndarray]:
+        """Per doc, (length, n_tags) probability of each tag at each token
+        (softmax probabilities, or the CRF's marginals under its
+        constraints): the soft targets a teacher hands a student.
+
+        scores (TagScores): Model output.
+        RETURNS (List[ndarray]): One float64 array per doc, rows sum to 1.
+        """
+        raise NotImplementedError
+
+    def get_soft_loss(
+        self, scores: TagScores, targets: Sequence[Optional[numpy.ndarray]]
+    ) -> Tuple[float, List[numpy.ndarray]]:
+        """Distillation term: KL(teacher || student) of each token's tag
+        distribution, summed over the tokens that have a target.
+
+        The gradient on the emissions is student marginal - teacher
+        marginal. For the softmax decoder that is the exact cross-entropy
+        gradient; for the CRF it is the exact gradient of the teacher-expected
+        log-likelihood with respect to the emissions (the transitions are
+        left to the gold loss, as the teacher's pairwise marginals are not
+        kept).
+
+        scores (TagScores): Student output.
+        targets (Sequence[Optional[ndarray]]): Per doc, (length, n_tags)
+            teacher probabilities in this tag set's order, rows of NaN where
+            a token has no target; None for docs without targets.
+        RETURNS (Tuple[float, List[ndarray]]): Loss and d_emissions per doc.
+        """
+        student = self.token_marginals(scores)
+        loss = 0.0
+        d_emissions = []
+        for probs, target in zip(student, targets):
+            grad = numpy.zeros_like(probs)
+            if target is not None and len(probs):
+                rows = ~numpy.isnan(target[:, 0])
+                t, p = target[rows], probs[rows]
+                grad[rows] = p - t
+                with numpy.errstate(divide="ignore", invalid="ignore"):
+                    kl = numpy.where(t > 0, t * (numpy.log(t) - numpy.log(numpy.maximum(p, 1e-12))), 0.0)
+                loss += float(kl.sum())
+            d_emissions.append(grad)
+        return loss, d_emissions
+
     def decode(
         self, scores: TagScores, allowed: Sequence[Optional[numpy.ndarray]]
     ) -> List[Decoded]:
@@ -171,6 +215,19 @@ class CRFDecoder(Decoder):
         )
         return loss, d_scores
 
+    def token_marginals(self, scores: TagScores) -> List[numpy.ndarray]:
+        emissions = _as_numpy(scores.emissions)
+        params = self.params(scores)
+        out: List[numpy.ndarray] = [numpy.zeros((0, len(self.tagset)))] * len(emissions)
+        for group in crf.chunks_by_length([len(e) for e in emissions]):
+            padded, lengths = crf.pad([emissions[i] for i in group])
+            if lengths.max() == 0:
+                continue
+            unary = crf.marginals(padded, lengths, params).unary
+            for row, i in enumerate(group):
+                out[i] = unary[row, : lengths[row]]
+        return out
+
     def lattice(self, padded, lengths, params, mask):
         # One forward-backward pass over the padded chunk serves the span
         # marginals of every doc in it.
@@ -194,6 +251,9 @@ class SoftmaxDecoder(Decoder):
 
     def unary(self, emissions: numpy.ndarray) -> numpy.ndarray:
         return emissions - crf.logsumexp(emissions, axis=1)[:, None] if len(emissions) else emissions
+
+    def token_marginals(self, scores: TagScores) -> List[numpy.ndarray]:
+        return [numpy.exp(self.unary(e)) for e in _as_numpy(scores.emissions)]
 
     def get_loss(
         self, scores: TagScores, gold: Sequence[numpy.ndarray]

@@ -20,6 +20,7 @@ from ..kb.knowledge_base import LinkerKB
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
+from ..training.distill import soft_targets
 
 ENTS_MODES = ("respect", "overwrite")
 DEFAULT_SPANS_KEY = "transformer_ner"
@@ -55,6 +56,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "ents_mode": "respect",
         "spans_key": DEFAULT_SPANS_KEY,
         "head_lr_scale": 1.0,
+        "distill_weight": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -76,6 +78,7 @@ def make_transformer_ner(
     ents_mode: str,
     spans_key: str,
     head_lr_scale: float,
+    distill_weight: float,
     scorer: Optional[Callable],
 ) -> "TransformerNER":
     """Create a transformer_ner component.
@@ -94,6 +97,9 @@ def make_transformer_ner(
     head_lr_scale (float): Learning-rate multiplier for the layers above the
         tok2vec (output layer and CRF). A fresh head under a pretrained
         backbone needs larger steps than the backbone's fine-tuning rate.
+    distill_weight (float): Weight of the distillation term (KL from a
+        teacher's tag distributions, see `spacy_llm_ner distill-corpus`) for
+        training docs that carry them; other docs train on gold alone.
     scorer (Optional[Callable]): Scoring function, spaCy's NER scorer.
     RETURNS (TransformerNER): The component.
     """
@@ -108,6 +114,7 @@ def make_transformer_ner(
         ents_mode=ents_mode,
         spans_key=spans_key,
         head_lr_scale=head_lr_scale,
+        distill_weight=distill_weight,
         scorer=scorer,
     )
 
@@ -136,6 +143,7 @@ class TransformerNER(TrainablePipe):
         ents_mode: str = "respect",
         spans_key: str = DEFAULT_SPANS_KEY,
         head_lr_scale: float = 1.0,
+        distill_weight: float = 1.0,
         scorer: Optional[Callable] = None,
     ) -> None:
         _check_choice("decoder", decoder, DECODERS)
@@ -146,6 +154,8 @@ class TransformerNER(TrainablePipe):
             raise ValueError(f"[transformer_ner] threshold must be in [0, 1], got {threshold}.")
         if head_lr_scale <= 0:
             raise ValueError(f"[transformer_ner] head_lr_scale must be > 0, got {head_lr_scale}.")
+        if distill_weight < 0:
+            raise ValueError(f"[transformer_ner] distill_weight must be >= 0, got {distill_weight}.")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -159,6 +169,7 @@ class TransformerNER(TrainablePipe):
             "ents_mode": ents_mode,
             "spans_key": spans_key,
             "head_lr_scale": head_lr_scale,
+            "distill_weight": distill_weight,
         }
         _register_extension()
 
@@ -323,7 +334,8 @@ class TransformerNER(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
         """CRF negative log-likelihood or softmax cross-entropy per token,
-        with missing gold tags left open.
+        with missing gold tags left open, plus distill_weight x KL from the
+        teacher's tag distributions on docs that carry them.
 
         examples (Iterable[Example]): The batch.
         scores (TagScores): Model output for the batch.
@@ -332,7 +344,16 @@ class TransformerNER(TrainablePipe):
         validate_examples(examples, "TransformerNER.get_loss")
         tagset = self.tagset
         gold = [tagset.from_biluo(eg.get_aligned_ner()) for eg in examples]
-        return self.decoder.get_loss(scores, gold)
+        loss, d_scores = self.decoder.get_loss(scores, gold)
+        weight = self.cfg.get("distill_weight", 1.0)
+        targets = [soft_targets(eg, tagset.tags) for eg in examples] if weight > 0 else []
+        if any(t is not None for t in targets):
+            soft_loss, d_soft = self.decoder.get_soft_loss(scores, targets)
+            ops = self.model.ops
+            emissions = [d + ops.asarray(weight * s, dtype="f") for d, s in zip(d_scores.emissions, d_soft)]
+            d_scores = d_scores._replace(emissions=emissions)
+            loss += weight * soft_loss
+        return loss, d_scores
 
     def update(
         self,
