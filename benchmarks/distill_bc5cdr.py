@@ -1,0 +1,109 @@
+"""BC5CDR distillation: CPU-light students of the trained MiniLM teacher
+(benchmarks/bc5cdr_ner.py's `ours_crf`), beside the same student trained on
+gold alone and spaCy's stock CNN `ner`, all with configs/ner_cnn.cfg's
+Tok2Vec, optimizer and step budget, in one run.
+
+    python benchmarks/distill_bc5cdr.py all
+
+Stages: corpus (the teacher labels the training text with its per-token tag
+distributions: `python -m spacy_llm_ner distill-corpus`), train, evaluate.
+`benchmarks/frontier.py` then puts the students beside the fp32 and int8
+teachers (F1 against words/second).
+"""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
+TEACHER = WORK / "ours_crf" / "model-best"
+STEPS_DEFAULT = 3000
+STOCK_NER = {
+    "factory": "ner",
+    "incorrect_spans_key": None,
+    "moves": None,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    "update_with_oracle_cut_size": 100,
+    "model": {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "extra_state_tokens": False,
+        "hidden_width": 64,
+        "maxout_pieces": 2,
+        "use_upper": True,
+        "nO": None,
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": "${vars.width}", "upstream": "tok2vec"},
+    },
+}
+# name -> (training corpus, stock ner?)
+STUDENTS: Dict[str, Dict] = {
+    "cnn_distilled": {"train": "distill_train.spacy"},
+    "cnn_gold": {"train": "train.spacy"},
+    "stock_cnn": {"train": "train.spacy", "stock": True},
+}
+
+app = typer.Typer(add_completion=False)
+
+
+def run(cmd: List[str], log: Path) -> float:
+    start = time.time()
+    with log.open("w") as fh:
+        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+    return time.time() - start
+
+
+@app.command()
+def corpus(unlabelled: List[Path] = typer.Option([], "--text", help="Extra raw text for the teacher")) -> None:
+    """The teacher's distributions on the training docs (gold kept) and on
+    any extra raw text."""
+    extra = [arg for path in unlabelled for arg in ("--text", str(path))]
+    seconds = run(
+        [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER), str(WORK / "distill_train.spacy"),
+         "--docs", str(WORK / "train.spacy"), *extra],
+        WORK / "distill_corpus.log",
+    )
+    (WORK / "distill_corpus_seconds.json").write_text(json.dumps({"seconds": seconds}))
+
+
+def write_config(name: str) -> Path:
+    from spacy import util
+
+    config = util.load_config(ROOT / "configs" / "ner_cnn.cfg", interpolate=False)
+    if STUDENTS[name].get("stock"):
+        del config["components"]["transformer_ner"]
+        config["components"]["ner"] = STOCK_NER
+        config["nlp"]["pipeline"] = ["tok2vec", "ner"]
+    path = WORK / f"{name}.cfg"
+    config.to_disk(path)
+    return path
+
+
+@app.command()
+def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 500, only: str = "") -> None:
+    """Each student: configs/ner_cnn.cfg, same steps, selected on dev."""
+    for name, settings in STUDENTS.items():
+        if only and only != name:
+            continue
+        out = WORK / name
+        seconds = run(
+            [sys.executable, "-m", "spacy", "train", str(write_config(name)), "-o", str(out),
+             "--paths.train", str(WORK / settings["train"]), "--paths.dev", str(WORK / "dev.spacy"),
+             "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
+            WORK / f"train_{name}.log",
+        )
+        (out / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
+
+
+@app.command("all")
+def run_all(steps: int = STEPS_DEFAULT) -> None:
+    corpus([])
+    train(steps=steps)
+
+
+if __name__ == "__main__":
+    app()
