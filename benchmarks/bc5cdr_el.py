@@ -353,5 +353,92 @@ def evaluate() -> None:
     print(json.dumps(results, indent=2))
 
 
+# Published / BENCHMARKS.md rows, for the table (acc@1, recall@10).
+ANCHORS: List[Tuple[str, str, float, float]] = [
+    ("exact alias (spaCy's stock candidate generator)", "CTD", 0.028, 0.030),
+    ("case-folded alias", "CTD", 0.605, 0.608),
+    ("TF-IDF char 3-grams (scispaCy's method)", "CTD", 0.748, 0.848),
+    ("all-MiniLM-L6-v2 embedding, untrained", "CTD", 0.779, 0.871),
+    ("TF-IDF char 3-grams", "CTD + train mentions", 0.872, 0.934),
+    ("all-MiniLM-L6-v2 embedding, untrained", "CTD + train mentions", 0.872, 0.936),
+    ("BioSyn (published, BERT-base, GPU)", "CTD + train/dev mentions", 0.932, float("nan")),
+    ("SapBERT (published, BERT-base, GPU)", "CTD + train/dev mentions", 0.935, float("nan")),
+]
+
+
+def _fmt(x: float) -> str:
+    return "" if x != x else f"{x:.3f}"
+
+
+def _train_seconds(folder: str) -> float:
+    path = WORK / folder / "train_seconds.json"
+    return json.loads(path.read_text())["seconds"] if path.exists() else float("nan")
+
+
+def markdown(results: Dict[str, Dict]) -> str:
+    """The README table from el_results.json."""
+    lines = [
+        "**(a) Gold mentions**: BC5CDR test Disease mentions with one MeSH id, accuracy@1 "
+        "(NIL counts as wrong).",
+        "",
+        "| system | KB | acc@1 | recall@10 |",
+        "|---|---|---|---|",
+    ]
+    for name, kb, at1, at10 in ANCHORS:
+        lines.append(f"| {name} ¹ | {kb} | {_fmt(at1)} | {_fmt(at10)} |")
+    for key, row in results.items():
+        if "gold mentions" in key or key.startswith("cascade"):
+            system, kb = key.rsplit(", ", 1)
+            system = system.replace(", gold mentions", "")
+            label = {
+                "ours": "**ours**: `transformer_entity_linker` (ner_el.cfg)",
+                "spaCy entity_linker": "spaCy `entity_linker` (case-folded aliases, priors, MiniLM entity vectors)",
+                "cascade first candidate": "our candidate cascade alone (first candidate)",
+            }.get(system, system)
+            lines.append(f"| {label} | {kb} | {_fmt(row['acc@1'])} | {_fmt(row.get('recall@10', float('nan')))} |")
+    lines += ["", "¹ from `../shared/BENCHMARKS.md` (not re-run).", ""]
+    e2e = results.get("ours, end to end")
+    if e2e:
+        lines += [
+            "**(b) End to end** (our NER's Disease entities, linked; span, label and id must all be right): "
+            f"P {e2e['p']:.3f}, R {e2e['r']:.3f}, F {e2e['f']:.3f} "
+            f"({e2e['predicted']} linked predictions, {e2e['gold']} gold).",
+            "",
+        ]
+    speed, base = results.get("ours, speed"), results.get("ours, speed without linker")
+    if speed and base:
+        lines += [
+            "**(c) Speed**, `nlp.pipe` on the test texts, 2 threads "
+            f"({speed['words']:,} words): whole pipeline {speed['words_per_second_cold']:,.0f} words/s "
+            f"(entity cache cold), {speed['words_per_second_warm']:,.0f} (warm); without the linker "
+            f"{base['words_per_second_warm']:,.0f}. Training: ours {_train_seconds('ours_el') / 60:.0f} min, "
+            f"stock {_train_seconds('stock_el') / 60:.0f} min (500 steps, 2 CPU cores).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def report() -> None:
+    """benchmarks/results/bc5cdr_el.json and .md from the evaluate stage."""
+    results = json.loads((WORK / "el_results.json").read_text())
+    results["train_seconds"] = {"ours": _train_seconds("ours_el"), "stock": _train_seconds("stock_el")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bc5cdr_el.json").write_text(json.dumps(results, indent=2))
+    text = markdown({k: v for k, v in results.items() if k != "train_seconds"})
+    (RESULTS / "bc5cdr_el.md").write_text(text)
+    print(text)
+
+
+@app.command("all")
+def run_all(steps: int = STEPS_DEFAULT) -> None:
+    """Every stage in order."""
+    prepare()
+    train(steps=steps)
+    prepare_stock()
+    train_stock(steps=steps)
+    evaluate()
+    report()
+
+
 if __name__ == "__main__":
     app()

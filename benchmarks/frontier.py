@@ -1,0 +1,174 @@
+"""The accuracy/speed frontier on BC5CDR test: every trained NER pipeline of
+the BC5CDR benchmarks (fp32 and int8 MiniLM `transformer_ner`, CNN students,
+spaCy's stock `ner` on CNN and on MiniLM) measured the same way in one run,
+each in a fresh process, beside the bare-backbone ceiling.
+
+    python benchmarks/frontier.py all
+
+Per system: test entity P/R/F (spaCy's Scorer), `nlp.pipe` words/second
+(batch 64, best of 2), single-doc latency (median ms of `nlp(text)` over 200
+test abstracts), peak RSS of the measuring process, size on disk. 2 torch
+threads. Writes benchmarks/results/frontier_bc5cdr.{json,md,png}.
+"""
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
+RESULTS = ROOT / "benchmarks" / "results"
+SYSTEMS: Dict[str, Path] = {
+    "transformer_ner, MiniLM fp32 (teacher)": WORK / "ours_crf" / "model-best",
+    "transformer_ner, MiniLM int8": WORK / "ours_crf_int8",
+    "transformer_ner, CNN student (distilled)": WORK / "cnn_distilled" / "model-best",
+    "transformer_ner, CNN (gold only)": WORK / "cnn_gold" / "model-best",
+    "spaCy ner, CNN (stock)": WORK / "stock_cnn" / "model-best",
+    "spaCy ner, MiniLM (stock)": WORK / "spaCy_stock" / "model-best",
+}
+
+app = typer.Typer(add_completion=False)
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6
+
+
+@app.command()
+def measure(model: Path, output: Path, n_latency: int = 200) -> None:
+    """Measure one pipeline (run in its own process, so RSS is its own)."""
+    import spacy
+    import torch
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    torch.set_num_threads(2)
+    nlp = spacy.load(model)
+    gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
+    texts = [doc.text for doc in gold]
+    scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold], batch_size=64)
+    list(nlp.pipe(texts[:32]))  # warm-up
+    best = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=64))
+        best = max(best, n_words / (time.perf_counter() - start))
+    latencies = []
+    for text in texts[:n_latency]:
+        start = time.perf_counter()
+        nlp(text)
+        latencies.append((time.perf_counter() - start) * 1000)
+    result = {
+        "ents_p": scores["ents_p"],
+        "ents_r": scores["ents_r"],
+        "ents_f": scores["ents_f"],
+        "ents_per_type": scores["ents_per_type"],
+        "words": n_words,
+        "words_per_second": best,
+        "latency_ms_median": statistics.median(latencies),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "size_mb": folder_mb(model),
+    }
+    output.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+def measure_all() -> None:
+    """Each existing system in a fresh process, then the ceiling."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bc5cdr_ner import ceiling_words_per_second
+
+    results = {}
+    for name, model in SYSTEMS.items():
+        if not model.exists():
+            print(f"skip {name}: {model} missing")
+            continue
+        out = WORK / f"frontier_{model.parent.name if model.name == 'model-best' else model.name}.json"
+        subprocess.run([sys.executable, __file__, "measure", str(model), str(out)], check=True, cwd=ROOT)
+        results[name] = json.loads(out.read_text())
+        print(name, {k: v for k, v in results[name].items() if k != "ents_per_type"})
+    import spacy
+    from spacy.tokens import DocBin
+
+    texts = [d.text for d in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    results["ceiling: bare MiniLM forward (no spaCy)"] = max(
+        (ceiling_words_per_second(texts) for _ in range(2)), key=lambda r: r["words_per_second"]
+    )
+    (WORK / "frontier.json").write_text(json.dumps(results, indent=2))
+
+
+def _train_minutes(model: Path) -> str:
+    path = model.parent / "train_seconds.json" if model.name == "model-best" else None
+    if path is None or not path.exists():
+        return ""
+    return f"{json.loads(path.read_text())['seconds'] / 60:.0f}"
+
+
+@app.command()
+def report() -> None:
+    """JSON, Markdown table and the F1-vs-words/s plot."""
+    results = json.loads((WORK / "frontier.json").read_text())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "frontier_bc5cdr.json").write_text(json.dumps(results, indent=2))
+    ceiling = results.get("ceiling: bare MiniLM forward (no spaCy)", {}).get("words_per_second")
+    teacher = results.get("transformer_ner, MiniLM fp32 (teacher)", {})
+    lines = [
+        "| system | P | R | F | words/s | × teacher | latency ms/doc | peak RSS MB | size MB | train min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if "ents_f" not in r:
+            continue
+        speedup = r["words_per_second"] / teacher["words_per_second"] if teacher else float("nan")
+        lines.append(
+            f"| {name} | {r['ents_p']:.3f} | {r['ents_r']:.3f} | {r['ents_f']:.3f} | {r['words_per_second']:,.0f} "
+            f"| {speedup:.2f} | {r['latency_ms_median']:.1f} | {r['peak_rss_mb']:,.0f} | {r['size_mb']:,.0f} "
+            f"| {_train_minutes(SYSTEMS[name])} |"
+        )
+    if ceiling:
+        lines.append(f"| ceiling: bare MiniLM forward (no spaCy) | | | | {ceiling:,.0f} | | | | | |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "frontier_bc5cdr.md").write_text(text)
+    print(text)
+    plot(results, RESULTS / "frontier_bc5cdr.png")
+
+
+def plot(results: Dict[str, Dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in results.items():
+        if "ents_f" not in r:
+            continue
+        ax.scatter(r["words_per_second"], r["ents_f"], s=40)
+        ax.annotate(name, (r["words_per_second"], r["ents_f"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ceiling = results.get("ceiling: bare MiniLM forward (no spaCy)", {}).get("words_per_second")
+    if ceiling:
+        ax.axvline(ceiling, color="grey", linestyle="--", linewidth=1)
+        ax.text(ceiling, ax.get_ylim()[0], " MiniLM ceiling", fontsize=7, color="grey", va="bottom")
+    ax.set_xscale("log")
+    ax.set_xlabel("nlp.pipe words/second (2 CPU threads, log scale)")
+    ax.set_ylabel("BC5CDR test entity F1")
+    ax.set_title("Accuracy / speed frontier, BC5CDR")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+@app.command("all")
+def run_all() -> None:
+    measure_all()
+    report()
+
+
+if __name__ == "__main__":
+    app()
