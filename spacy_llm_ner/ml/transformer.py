@@ -118,3 +118,34 @@ def build_transformer_model_v2(
     )
     settings = lora_settings(lora)
     return add_lora(model, settings) if settings else model
+
+
+@registry.architectures("spacy_llm_ner.TransformerModel.v3")
+def build_transformer_model_v3(
+    name: str,
+    get_spans: Callable[[List[Doc]], List[List]],
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+    lora: Optional[Dict] = None,
+    quantize: Optional[str] = None,
+) -> Model:
+    """TransformerModel.v2 with optional quantization for CPU inference:
+    with `quantize = "dynamic_int8"` every Linear of the backbone has int8
+    weights (LoRA adapters merged first), saved and reloaded as such. A
+    quantized transformer only predicts: train with v2, then run
+    `python -m spacy_llm_ner quantize`.
+
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config, lora: As in TransformerModel.v2.
+    quantize (Optional[str]): "dynamic_int8", or null: fp32.
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
+    """
+    from .quantize import add_quantization, quantize_settings
+
+    model = build_transformer_model_v2(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config, lora
+    )
+    method = quantize_settings(quantize)
+    return add_quantization(model, method) if method else model

@@ -1,0 +1,227 @@
+"""Dynamic int8 quantization of the shared transformer, for CPU inference.
+
+With `quantize = "dynamic_int8"` in `spacy_llm_ner.TransformerModel.v3`, every
+`nn.Linear` of the backbone is replaced by PyTorch's dynamically quantized
+Linear (int8 weights, activations quantized on the fly): smaller on disk and in
+memory, usually faster on CPU, at a small cost in accuracy. Embeddings and
+LayerNorms stay fp32. LoRA adapters (`lora`) are merged into the weights first.
+
+The quantized weights are saved with the pipeline. Loading rebuilds the model
+from its HF config and quantizes it *before* the saved state is read (the same
+model-class stand-in as for LoRA), so `nlp.to_disk` / `spacy.load` round-trip
+exactly. A quantized transformer is for inference only: train with
+TransformerModel.v1/.v2, then quantize (`python -m spacy_llm_ner quantize`).
+"""
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from thinc.api import Model, get_torch_default_device
+
+QUANTIZE_METHODS = ("dynamic_int8",)
+
+
+def quantize_settings(quantize: Optional[str]) -> Optional[str]:
+    """Validate the `quantize` setting of a config (None or "" = fp32).
+
+    quantize (Optional[str]): "dynamic_int8", or None.
+    RETURNS (Optional[str]): The method, or None.
+    """
+    if not quantize:
+        return None
+    if quantize not in QUANTIZE_METHODS:
+        raise ValueError(f"Unknown quantize method {quantize!r}: expected one of {list(QUANTIZE_METHODS)} or null.")
+    return quantize
+
+
+def _quantized_linear_type() -> type:
+    from torch.ao.nn.quantized.dynamic import Linear
+
+    return Linear
+
+
+def quantized_linears(module: torch.nn.Module) -> List[str]:
+    """Names of the dynamically quantized Linear modules of a model.
+
+    module (torch.nn.Module): A model.
+    RETURNS (List[str]): Module names, e.g. "encoder.layer.0.attention.self.query".
+    """
+    linear = _quantized_linear_type()
+    return [name for name, sub in module.named_modules() if isinstance(sub, linear)]
+
+
+def float_linears(module: torch.nn.Module) -> List[str]:
+    """Names of the (unquantized) `nn.Linear` modules of a model.
+
+    module (torch.nn.Module): A model.
+    RETURNS (List[str]): Module names.
+    """
+    return [name for name, sub in module.named_modules() if type(sub) is torch.nn.Linear]
+
+
+def _adapter_layers(module: torch.nn.Module) -> Iterator[Tuple[torch.nn.Module, str, Any]]:
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # pragma: no cover - without peft there are no adapters
+        return
+    for name, sub in list(module.named_modules()):
+        if isinstance(sub, BaseTunerLayer):
+            parent_name, _, child = name.rpartition(".")
+            yield module.get_submodule(parent_name), child, sub
+
+
+def merge_adapters(transformer: torch.nn.Module) -> torch.nn.Module:
+    """Merge LoRA adapters (injected by `spacy_llm_ner.ml.lora`) into the
+    weights they adapt and put the plain layers back, in place. The outputs
+    are unchanged; what remains is an ordinary model that quantizes like any
+    other (peft's adapter layers read `weight` as a tensor, which a quantized
+    Linear does not have).
+
+    transformer (torch.nn.Module): The backbone, adapted or not.
+    RETURNS (torch.nn.Module): The same model without adapter layers.
+    """
+    for parent, child, layer in list(_adapter_layers(transformer)):
+        layer.merge()
+        setattr(parent, child, layer.get_base_layer())
+    return transformer
+
+
+def _refuse_float_state(module: torch.nn.Module, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
+    # HFShim.from_bytes falls back to load_state_dict(strict=False) on a
+    # RuntimeError, which would leave a quantized model with random weights
+    # when the saved state is fp32 (a config edited by hand): stop instead.
+    names = quantized_linears(module)
+    if names and not any(f"{prefix}{name}._packed_params._packed_params" in state_dict for name in names):
+        raise ValueError(
+            "The saved transformer weights are not quantized, but the config sets quantize = 'dynamic_int8'. "
+            "Quantize the trained pipeline with `python -m spacy_llm_ner quantize IN_MODEL OUT_MODEL`, "
+            "or load it with quantize = null."
+        )
+
+
+def quantize_transformer(transformer: torch.nn.Module, method: str = "dynamic_int8") -> torch.nn.Module:
+    """Quantize a HF model in place: LoRA adapters are merged, then every
+    `nn.Linear` becomes a dynamically quantized int8 Linear. A model that is
+    already quantized is returned as is.
+
+    transformer (torch.nn.Module): The backbone.
+    method (str): "dynamic_int8".
+    RETURNS (torch.nn.Module): The quantized model, in eval mode.
+    """
+    quantize_settings(method)
+    if quantized_linears(transformer):
+        return transformer
+    device = get_torch_default_device()
+    if device.type != "cpu":
+        raise ValueError(
+            f"quantize = {method!r} runs on CPU only, but the default torch device is {device}: "
+            "load the pipeline without spacy.require_gpu / --gpu-id."
+        )
+    merge_adapters(transformer)
+    with warnings.catch_warnings():
+        # torch.ao.quantization warns that it is deprecated in favour of
+        # torchao; it is still the one CPU int8 path shipped with torch.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao")
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions")
+        quantized = torch.ao.quantization.quantize_dynamic(
+            transformer.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+    quantized.register_load_state_dict_pre_hook(_refuse_float_state)
+    return quantized.eval()
+
+
+class QuantizedModelClass:
+    """Stands in for the HF model class of the transformer's shim, so that
+    a model rebuilt from its config on loading is quantized (LoRA adapters of
+    a wrapped AdaptedModelClass merged first) before its saved, quantized
+    state is read."""
+
+    def __init__(self, model_cls: Any, method: str) -> None:
+        self.model_cls = model_cls
+        self.method = method
+
+    def from_config(self, config: Any, **kwargs: Any) -> Any:
+        return quantize_transformer(self.model_cls.from_config(config, **kwargs), self.method)
+
+    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+        return quantize_transformer(self.model_cls.from_pretrained(*args, **kwargs), self.method)
+
+
+class InferenceOnlyForward:
+    """Wraps a TransformerModel's forward so that training a quantized model
+    fails with a clear message instead of deep inside autograd (the int8
+    Linear has no backward). A class, not a closure: pipelines must still
+    pickle (nlp.pipe with n_process > 1 on spawn platforms)."""
+
+    def __init__(self, forward: Callable) -> None:
+        self.forward = forward
+
+    def __call__(self, model: Model, docs: Any, is_train: bool) -> Any:
+        if is_train:
+            raise ValueError(
+                "This transformer is quantized (quantize = 'dynamic_int8') and can only predict. Train with "
+                "spacy_llm_ner.TransformerModel.v2 (or freeze the transformer) and quantize the trained pipeline "
+                "with `python -m spacy_llm_ner quantize`."
+            )
+        return self.forward(model, docs, is_train)
+
+
+class QuantizedSetTransformer:
+    """Wraps the model's `set_transformer` attr: backbone weights set on
+    initialize (LoRA injected by the wrapped setter, if any) are quantized.
+    A class, not a closure, so that the pipeline pickles."""
+
+    def __init__(self, set_transformer: Callable, method: str) -> None:
+        self.set_transformer = set_transformer
+        self.method = method
+
+    def __call__(self, model: Model, hf_model: Any) -> None:
+        self.set_transformer(model, hf_model)
+        _swap_in_quantized(model, self.method)
+
+
+def add_quantization(model: Model, method: str) -> Model:
+    """Make a spacy-transformers TransformerModel quantize its backbone
+    whenever the backbone is created: from pretrained weights (initialize)
+    or from the saved config (loading a pipeline).
+
+    model (Model): A TransformerModel (TransformerModel.v1/.v2 output).
+    method (str): "dynamic_int8".
+    RETURNS (Model): The same model.
+    """
+    method = quantize_settings(method) or ""
+    if not method or isinstance(model.layers[0].shims[0].model_cls, QuantizedModelClass):
+        return model
+    shim = model.layers[0].shims[0]
+    shim.model_cls = QuantizedModelClass(shim.model_cls, method)
+    model.attrs["set_transformer"] = QuantizedSetTransformer(model.attrs["set_transformer"], method)
+    model._func = InferenceOnlyForward(model._func)
+    model.attrs["quantize"] = method
+    return model
+
+
+def _swap_in_quantized(model: Model, method: str) -> None:
+    shim = model.layers[0].shims[0]
+    quantized = quantize_transformer(shim._model, method)
+    shim._model = quantized
+    shim._hfmodel.transformer = quantized
+
+
+def quantize_model(model: Model, method: str = "dynamic_int8") -> Model:
+    """Quantize the backbone of a loaded (initialized) TransformerModel in
+    place, and make it rebuild a quantized backbone when loaded again, so
+    that it can be saved with the pipeline.
+
+    model (Model): A TransformerModel from TransformerModel.v1/.v2 (or
+        spacy-transformers' TransformerModel.v3), with its weights.
+    method (str): "dynamic_int8".
+    RETURNS (Model): The same model.
+    """
+    if not model.attrs.get("has_transformer") or model.layers[0].shims[0]._model is None:
+        raise ValueError("The transformer has no weights yet: initialize or load the pipeline first.")
+    if isinstance(model.layers[0].shims[0].model_cls, QuantizedModelClass):
+        return model
+    add_quantization(model, method)
+    _swap_in_quantized(model, method)
+    return model
