@@ -69,7 +69,9 @@ def build_transformer_model(
     mixed_precision: bool = False,
     grad_scaler_config: Dict = {},
 ) -> Model:
-    """spacy-transformers' TransformerModel.v3 with offline name resolution.
+    """spacy-transformers' TransformerModel.v3 with offline name resolution
+    and length-bucketed prediction (windows run in chunks sorted by length,
+    so little of the backbone's work is padding).
 
     name (str): Model name, local folder or installed model package.
     get_spans (Callable): Span getter, e.g. strided spans (window/stride).
@@ -81,7 +83,9 @@ def build_transformer_model(
     """
     from spacy_transformers.architectures import create_TransformerModel_v3
 
-    return create_TransformerModel_v3(
+    from .bucketing import bucket_predictions
+
+    model = create_TransformerModel_v3(
         resolve_model_name(name),
         get_spans,
         dict(tokenizer_config),
@@ -89,6 +93,8 @@ def build_transformer_model(
         mixed_precision,
         dict(grad_scaler_config),
     )
+    # Same outputs, less padding at prediction time (see ml/bucketing.py).
+    return bucket_predictions(model)
 
 
 @registry.architectures("spacy_llm_ner.TransformerModel.v2")
