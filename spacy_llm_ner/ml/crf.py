@@ -12,6 +12,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy
 
 NEG = -1e9
+# Scores are clipped to this magnitude: float32 model output reaches 3e38,
+# and sums of such scores over a long document must stay finite (inf - inf
+# would be NaN).
+MAX_SCORE = 1e30
 # Cap on padded cells (batch x length) per chunk, so that one 100k-token
 # document in a batch of short ones does not pad every row to 100k.
 MAX_PADDED_TOKENS = 200_000
@@ -29,6 +33,7 @@ class CRFParams:
     trans: numpy.ndarray
     start: numpy.ndarray
     end: numpy.ndarray
+    masks: Optional[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]] = None
 
     @classmethod
     def constrained(
@@ -40,10 +45,35 @@ class CRFParams:
     ) -> "CRFParams":
         ok_trans, ok_start, ok_end = masks
         return cls(
-            trans=numpy.where(ok_trans, numpy.asarray(trans, dtype="f8"), NEG),
-            start=numpy.where(ok_start, numpy.asarray(start, dtype="f8"), NEG),
-            end=numpy.where(ok_end, numpy.asarray(end, dtype="f8"), NEG),
+            trans=numpy.where(ok_trans, _finite(trans), NEG),
+            start=numpy.where(ok_start, _finite(start), NEG),
+            end=numpy.where(ok_end, _finite(end), NEG),
+            masks=masks,
         )
+
+    def hard(self) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """Transition, start and end scores with the forbidden choices at
+        -inf instead of NEG, for Viterbi: it only compares sums, and a finite
+        penalty is outweighed by large enough scores (a diverged model, a
+        long document), which would let an invalid sequence win.
+
+        RETURNS (Tuple[ndarray, ndarray, ndarray]): trans, start, end.
+        """
+        if self.masks is None:
+            return self.trans, self.start, self.end
+        ok_trans, ok_start, ok_end = self.masks
+        return (
+            numpy.where(ok_trans, self.trans, -numpy.inf),
+            numpy.where(ok_start, self.start, -numpy.inf),
+            numpy.where(ok_end, self.end, -numpy.inf),
+        )
+
+
+def _finite(scores: numpy.ndarray) -> numpy.ndarray:
+    """float64 scores with NaN as NEG (a broken model's output counts as
+    improbable) and everything clipped to +-MAX_SCORE."""
+    scores = numpy.nan_to_num(numpy.asarray(scores, dtype="f8"), nan=NEG)
+    return numpy.clip(scores, -MAX_SCORE, MAX_SCORE)
 
 
 def logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
@@ -82,10 +112,12 @@ def chunks_by_length(lengths: Sequence[int], max_cells: int = MAX_PADDED_TOKENS)
     return groups
 
 
-def _apply_mask(emissions: numpy.ndarray, allowed: Optional[numpy.ndarray]) -> numpy.ndarray:
-    scores = numpy.asarray(emissions, dtype="f8")
+def _apply_mask(
+    emissions: numpy.ndarray, allowed: Optional[numpy.ndarray], forbidden: float = NEG
+) -> numpy.ndarray:
+    scores = _finite(emissions)
     if allowed is not None:
-        scores = numpy.where(allowed, scores, NEG)
+        scores = numpy.where(allowed, scores, forbidden)
     return scores
 
 
@@ -182,21 +214,24 @@ def viterbi(
 
     RETURNS (List[ndarray]): One int array of tag ids per row, of its length.
     """
-    E = _apply_mask(emissions, allowed)
+    E = _apply_mask(emissions, allowed, forbidden=-numpy.inf)
     n_batch, max_len, n_tags = E.shape
     lengths = numpy.asarray(lengths)
-    score = params.start + E[:, 0]
+    trans, start, end = params.hard()
+    # A row whose scores are all -inf falls back to "O" (argmax 0), which is
+    # a valid first, last and next tag after "O" in both schemes.
+    score = start + E[:, 0]
     backptr = numpy.empty((n_batch, max_len, n_tags), dtype="i")
     identity = numpy.arange(n_tags, dtype="i")
     for t in range(1, max_len):
-        cand = score[:, :, None] + params.trans[None]
+        cand = score[:, :, None] + trans[None]
         best_prev = cand.argmax(axis=1)
         step = numpy.take_along_axis(cand, best_prev[:, None, :], axis=1)[:, 0] + E[:, t]
         active = (t < lengths)[:, None]
         score = numpy.where(active, step, score)
         backptr[:, t] = numpy.where(active, best_prev, identity)
     path = numpy.empty((n_batch, max_len), dtype="i")
-    path[:, max_len - 1] = (score + params.end).argmax(axis=1)
+    path[:, max_len - 1] = (score + end).argmax(axis=1)
     rows = numpy.arange(n_batch)
     for t in range(max_len - 1, 0, -1):
         path[:, t - 1] = backptr[rows, t, path[:, t]]
