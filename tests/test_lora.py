@@ -1,4 +1,6 @@
 """LoRA adapters on the transformer (spacy_llm_ner.TransformerModel.v2)."""
+import pickle
+
 import numpy
 import pytest
 import spacy
@@ -73,6 +75,9 @@ def test_overfit_save_and_reload(trained, tmp_path):
     texts = [t for t, _ in TRAIN_DATA]
     for doc, text in zip(reloaded.pipe(texts, batch_size=2), texts):
         assert ents(doc) == ents(nlp(text)) == ents(reloaded(text))
+    # Picklable (nlp.pipe(n_process=...) with the spawn start method).
+    unpickled = pickle.loads(pickle.dumps(reloaded))
+    assert [ents(d) for d in unpickled.pipe(texts)] == [ents(nlp(t)) for t in texts]
 
 
 def test_without_lora_everything_trains(tiny_bert_dir):

@@ -75,6 +75,20 @@ class AdaptedModelClass:
         return inject(self.model_cls.from_pretrained(*args, **kwargs), self.config)
 
 
+class AdaptedSetter:
+    """Wraps the TransformerModel's `set_transformer` so that a HF model set
+    at initialize time gets the adapters (a class, not a closure, so that
+    pipelines stay picklable for multiprocessing)."""
+
+    def __init__(self, set_transformer: Any, config: Any) -> None:
+        self.set_transformer = set_transformer
+        self.config = config
+
+    def __call__(self, model: Model, hf_model: Any) -> None:
+        inject(hf_model.transformer, self.config)
+        self.set_transformer(model, hf_model)
+
+
 def add_lora(model: Model, settings: Dict[str, Any]) -> Model:
     """Make a spacy-transformers TransformerModel train LoRA adapters.
 
@@ -85,13 +99,7 @@ def add_lora(model: Model, settings: Dict[str, Any]) -> Model:
     config = lora_config(**settings)
     shim = model.layers[0].shims[0]
     shim.model_cls = AdaptedModelClass(shim.model_cls, config)
-    set_transformer = model.attrs["set_transformer"]
-
-    def set_adapted_transformer(model: Model, hf_model: Any) -> None:
-        inject(hf_model.transformer, config)
-        set_transformer(model, hf_model)
-
-    model.attrs["set_transformer"] = set_adapted_transformer
+    model.attrs["set_transformer"] = AdaptedSetter(model.attrs["set_transformer"], config)
     model.attrs["lora"] = dict(settings)
     return model
 
