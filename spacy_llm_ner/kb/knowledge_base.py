@@ -28,6 +28,7 @@ indexes only the new records; small segments are merged automatically and
 `compact()` rebuilds a single one.
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -41,7 +42,7 @@ from spacy.vocab import Vocab
 
 from .abbreviations import find_abbreviations
 from .candidates import STAGES, AbbreviationMaps, CascadeConfig, ScoredCandidate, generate
-from .records import EntityRecord
+from .records import EntityRecord, KBFormatError
 from .ngrams import Idf
 from .segment import Segment
 from .storage import decode_array, decode_bundle, encode_array, encode_bundle, load_bundle, save_bundle
@@ -435,17 +436,16 @@ class LinkerKB(KnowledgeBase):
         exclude (Iterable[str]): Unused (kept for the API).
         RETURNS (LinkerKB): self.
         """
-        path = ensure_path(path)
-        if not path.is_dir():
-            raise ValueError(f"no LinkerKB folder at {path}")
-        arrays, _, cfg = load_bundle(path, mmap=self.mmap)
-        self._set_cfg(cfg)
-        self._idf = Idf.from_arrays(arrays) if "idf_buckets" in arrays else None
-        self._vectors = arrays["vectors"]
-        self._segments = [
-            Segment(*load_bundle(path / "segments" / str(i), mmap=self.mmap), idf=self._idf)  # type: ignore[arg-type]
-            for i in range(int(cfg["n_segments"]))
-        ]
+        path = _check_folder(path)
+        with _loading(path):
+            arrays, _, cfg = load_bundle(path, mmap=self.mmap)
+            self._set_cfg(cfg)
+            self._idf = Idf.from_arrays(arrays) if "idf_buckets" in arrays else None
+            self._vectors = arrays["vectors"]
+            self._segments = [
+                Segment(*load_bundle(path / "segments" / str(i), mmap=self.mmap), idf=self._idf)  # type: ignore[arg-type]
+                for i in range(int(cfg["n_segments"]))
+            ]
         return self
 
     @classmethod
@@ -456,14 +456,49 @@ class LinkerKB(KnowledgeBase):
         vocab (Vocab): The vocab.
         mmap (bool): Memory-map the arrays and tries.
         RETURNS (LinkerKB): The KB.
+        RAISES (KBFormatError): If the folder is missing, incomplete or
+            corrupt (the message names it).
         """
-        cfg = srsly.read_json(ensure_path(path) / "meta.json")
-        return cls(vocab, int(cfg["entity_vector_length"]), mmap=mmap).from_disk(path)
+        path = _check_folder(path)
+        with _loading(path):
+            cfg = srsly.read_json(path / "meta.json")
+            if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION:
+                raise ValueError(f"unsupported LinkerKB format {cfg.get('format') if isinstance(cfg, dict) else cfg!r}")
+            kb = cls(vocab, int(cfg["entity_vector_length"]), mmap=mmap)
+        return kb.from_disk(path)
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # The Cython base class cannot be pickled field by field; nlp.pipe
         # with n_process > 1 pickles the pipeline, so go through bytes.
         return (_unpickle, (self.vocab, self.entity_vector_length, self.mmap, self.to_bytes()))
+
+
+def _check_folder(path: Union[str, Path]) -> Path:
+    path = ensure_path(path)
+    if not path.is_dir() or not (path / "meta.json").is_file():
+        raise KBFormatError(
+            "no LinkerKB folder here (expected a folder with meta.json, written by LinkerKB.to_disk or "
+            "`python -m spacy_llm_ner build-kb`)",
+            path=str(path),
+        )
+    return path
+
+
+@contextmanager
+def _loading(path: Path) -> Iterator[None]:
+    """Report any failure to read a saved KB as one error naming the folder:
+    a missing .npy, a truncated trie or broken JSON otherwise surface as a
+    KeyError or a marisa RuntimeError from deep inside the loader."""
+    try:
+        yield
+    except KBFormatError:
+        raise
+    except Exception as e:
+        raise KBFormatError(
+            f"corrupt or incomplete LinkerKB folder ({type(e).__name__}: {e}); rebuild it with "
+            "LinkerKB.to_disk or `python -m spacy_llm_ner build-kb`",
+            path=str(path),
+        ) from e
 
 
 def _unpickle(vocab: Vocab, entity_vector_length: int, mmap: bool, data: bytes) -> LinkerKB:

@@ -28,6 +28,7 @@ counted in one warning at the end. Id prefixes (``strip_prefix="MESH:"`` or
 ``id_prefixes_to_strip=["MESH:", "OMIM:"]``) are removed from ids and
 alternative ids alike.
 """
+import codecs
 import csv
 import gzip
 import json
@@ -102,6 +103,10 @@ def _lines(path: PathLike, errors: _Errors) -> Iterator[Tuple[int, str]]:
     try:
         with (gzip.open(path, "rb") if is_gzip else path.open("rb")) as f:
             for number, raw in enumerate(f, start=1):
+                if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    # Excel and Notepad write one; left in, it becomes part
+                    # of the first column name or the first entity's name.
+                    raw = raw[len(codecs.BOM_UTF8) :]
                 try:
                     yield number, raw.decode("utf8")
                 except UnicodeDecodeError as e:
@@ -157,6 +162,9 @@ def read_jsonl(
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             errors(f"malformed JSON ({e.msg} at column {e.colno})", line=number)
+            continue
+        except RecursionError:
+            errors("malformed JSON (nested too deeply)", line=number)
             continue
         if not isinstance(obj, dict):
             errors(f"expected a JSON object, got {type(obj).__name__}", line=number)
