@@ -5,7 +5,7 @@ spaCy also finds them without an import through the setup.cfg entry points.
 """
 from .about import __version__
 from .ml import features, models, transformer  # noqa: F401  (registers architectures)
-from . import kb  # noqa: F401
+from . import kb, training  # noqa: F401  (registers augmenters and readers)
 from .pipeline import TransformerNER, make_transformer_ner
 from .util import install_fork_guard
 

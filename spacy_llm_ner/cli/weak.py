@@ -1,0 +1,84 @@
+"""`weak-label`: label raw text with a knowledge base's names (silver data)."""
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import spacy
+import typer
+from spacy.tokens import DocBin
+from wasabi import msg
+
+from ..kb.knowledge_base import LinkerKB
+from ..kb.loaders import KB_FORMATS, read_records
+from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, read_raw_docs, read_stoplist
+from . import app
+
+
+@app.command("weak-label")
+def weak_label_cli(
+    kb_path: Path = typer.Argument(..., exists=True, metavar="KB", help="KB file (JSONL/CSV/TSV/CTD) or LinkerKB folder"),
+    raw_path: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, metavar="RAW", help=".txt (a doc per line), .jsonl ('text') or .spacy"
+    ),
+    output_path: Path = typer.Argument(..., dir_okay=False, metavar="OUT.spacy", help="Output .spacy file"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=f"KB file format: one of {', '.join(KB_FORMATS)}"),
+    strip_prefix: Optional[str] = typer.Option(None, "--strip-prefix", help="Id prefix to strip, e.g. MESH:"),
+    types: List[str] = typer.Option([], "--types", help="Only KB records of this type (repeatable)"),
+    stoplist: Optional[Path] = typer.Option(
+        None, "--stoplist", exists=True, dir_okay=False, help="More names never to label, one per line"
+    ),
+    no_default_stoplist: bool = typer.Option(
+        False, "--no-default-stoplist", help="Do not use the built-in English stop-list"
+    ),
+    min_length: int = typer.Option(3, "--min-length", min=1, help="Shortest name (characters) to label"),
+    case_sensitive: bool = typer.Option(False, "--case-sensitive", help="Match case exactly"),
+    missing_outside: bool = typer.Option(
+        False, "--missing-outside", help="Leave tokens outside matches missing instead of O"
+    ),
+    lang: str = typer.Option("en", "--lang", help="Language of the tokenizer for .txt / .jsonl"),
+) -> None:
+    """Label raw text with the KB's names and aliases: longest match first,
+    case-insensitive unless --case-sensitive; label = record type, kb_id =
+    entity id. Docs also get doc.spans["weak"] and user_data["silver"]; train
+    on them next to gold with `spacy_llm_ner.silver_corpus.v1`."""
+    start = time.perf_counter()
+    nlp = spacy.blank(lang)
+    words = [] if no_default_stoplist else list(DEFAULT_STOPLIST)
+    try:
+        if stoplist is not None:
+            words += read_stoplist(stoplist)
+        if kb_path.is_dir():
+            kb = LinkerKB.load(kb_path, nlp.vocab)
+            records = (kb.entity(entity_id) for entity_id in kb.entity_ids)
+        else:
+            records = read_records(kb_path, fmt=fmt, strip_prefix=strip_prefix)
+        labeler = WeakLabeler(
+            records, types=types or None, stoplist=words, min_length=min_length,
+            case_sensitive=case_sensitive, missing_outside=missing_outside,
+        )
+        if not labeler.n_entities:
+            only = f" of type {', '.join(types)}" if types else ""
+            msg.fail(f"{kb_path}: no KB records{only}", exits=1)
+        msg.info(
+            f"{labeler.n_entities} entities, {len(labeler)} names ({labeler.n_ambiguous_keys} shared by several "
+            f"entities, {labeler.n_short} shorter than {min_length} left out)"
+        )
+        out = DocBin(store_user_data=True)
+        for doc in labeler.pipe(read_raw_docs(raw_path, nlp)):
+            out.add(doc)
+    except (ValueError, OSError) as err:
+        # KBFormatError and raw-text errors name the file, line and field.
+        msg.fail(str(err), exits=1)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_disk(output_path)
+    stats = labeler.stats
+    msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
+    msg.info(
+        f"{stats.docs} docs, {stats.docs_with_mentions} with mentions; "
+        f"{sum(stats.mentions.values())} mentions, {stats.ambiguous} ambiguous"
+    )
+    if stats.mentions:
+        msg.table(sorted(stats.mentions.items(), key=lambda kv: -kv[1]), header=("Type", "Mentions"), divider=True)
+    n_hits = sum(stats.stoplist_hits.values())
+    top = ", ".join(f"{k} ({v})" for k, v in stats.stoplist_hits.most_common(5))
+    msg.info(f"{n_hits} stop-list hits skipped" + (f": {top}" if top else ""))
