@@ -78,8 +78,11 @@ def main() -> None:
     both = sum(len(a & b) for a, b in zip(trie_found, phrase_found))
     only_trie = sum(len(a - b) for a, b in zip(trie_found, phrase_found))
     only_phrase = sum(len(b - a) for a, b in zip(trie_found, phrase_found))
-    print(f"trie:          build {trie_build:6.2f}s (+{trie_mb:.0f} MB)  match {trie_match:6.3f}s ({n_tokens / trie_match:,.0f} tokens/s)")
-    print(f"PhraseMatcher: build {phrase_build:6.2f}s (+{phrase_mb:.0f} MB)  match {phrase_match:6.3f}s ({n_tokens / phrase_match:,.0f} tokens/s)")
+    for name, build, mb, match in (
+        ("trie", trie_build, trie_mb, trie_match), ("PhraseMatcher", phrase_build, phrase_mb, phrase_match)
+    ):
+        speed = f"{n_tokens / match:,.0f} tokens/s"
+        print(f"{name + ':':14} build {build:6.2f}s (+{mb:.0f} MB)  match {match:6.3f}s ({speed})")
     print(f"(tokenizing the docs: {tokenize:.3f}s, {n_tokens / tokenize:,.0f} tokens/s)")
     print(f"raw matches: {both} both, {only_trie} trie only, {only_phrase} PhraseMatcher only")
     shown = 0

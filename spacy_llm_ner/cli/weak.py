@@ -16,7 +16,9 @@ from . import app
 
 @app.command("weak-label")
 def weak_label_cli(
-    kb_path: Path = typer.Argument(..., exists=True, metavar="KB", help="KB file (JSONL/CSV/TSV/CTD) or LinkerKB folder"),
+    kb_path: Path = typer.Argument(
+        ..., exists=True, metavar="KB", help="KB file (JSONL/CSV/TSV/CTD) or LinkerKB folder"
+    ),
     raw_path: Path = typer.Argument(
         ..., exists=True, dir_okay=False, metavar="RAW", help=".txt (a doc per line), .jsonl ('text') or .spacy"
     ),

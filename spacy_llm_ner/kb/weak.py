@@ -8,11 +8,11 @@ whitespace, and at every token start `Trie.prefixes` lists the keys that
 begin there; a key is a match only if it also ends where a token ends. So
 matches fall on token boundaries, but the 78k CTD names never have to be
 tokenized, and a name matches however the tokenizer splits it in context
-("non-Hodgkin", "Crohn's"). On CTD (78k names) the trie builds in 0.4 s
-with 24 MB, a spaCy `PhraseMatcher(attr="LOWER")` in 3 s with 470 MB; the
-PhraseMatcher then matches ~7x faster (7M vs 0.9M tokens/s), but both are
-faster than tokenizing the text (0.26M tokens/s), so the trie finishes
-first below ~3M tokens and costs little above. Both find the same matches
+("non-Hodgkin", "Crohn's"). On CTD (78k names) the trie builds in ~0.5 s
+and 24 MB, a spaCy `PhraseMatcher(attr="LOWER")` in 3-5 s and 470 MB; the
+PhraseMatcher then matches 5-8x faster (~5M vs ~0.8M tokens/s), but both
+outpace the tokenizer (~0.25M tokens/s), so the trie finishes first below
+~3M tokens and costs ~25% more time above. Both find the same matches
 (benchmarks/weak_label_matchers.py).
 
 Overlapping matches are resolved longest first (in tokens), then leftmost,
@@ -321,7 +321,9 @@ def read_raw_docs(path: PathLike, nlp: Language) -> Iterator[Doc]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}, line {number}: malformed JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(record, dict) or "text" not in record:
-                raise ValueError(f"{path}, line {number}, field 'text': missing (expected an object with a 'text' string)")
+                raise ValueError(
+                    f"{path}, line {number}, field 'text': missing (expected an object with a 'text' string)"
+                )
             if not isinstance(record["text"], str):
                 raise ValueError(
                     f"{path}, line {number}, field 'text': expected a string, got {type(record['text']).__name__}"

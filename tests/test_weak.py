@@ -1,0 +1,272 @@
+"""Weak labelling with KB names (matching rules, CLI) and the silver corpus
+reader that down-weights its output."""
+from itertools import islice
+from typing import List, Tuple
+
+import pytest
+import spacy
+import srsly
+from spacy.tokens import Doc, DocBin
+from spacy.util import registry
+from thinc.api import Config
+from typer.testing import CliRunner
+
+from conftest import SHARED_DATA
+from spacy_llm_ner.cli import app
+from spacy_llm_ner.kb import EntityRecord, read_ctd
+from spacy_llm_ner.kb.weak import WeakLabeler, read_raw_docs
+from spacy_llm_ner.training import SilverCorpus
+
+NLP = spacy.blank("en")
+RECORDS = [
+    EntityRecord("D1", "Kidney Failure", ["renal failure", "RF"], type="Disease"),
+    EntityRecord("D2", "Acute Kidney Injury", ["acute renal failure"], type="Disease"),
+    EntityRecord("D3", "Acute Lymphoblastic Leukemia", ["ALL", "lymphoblastic leukemia"], type="Disease"),
+    EntityRecord("C1", "Lithium", ["lithium carbonate", "Li"], type="Chemical"),
+    EntityRecord("C2", "Carbonate", ["carbonate toxicity"], type="Chemical"),
+    # "cold" names a disease and a chemical formulation: ambiguous.
+    EntityRecord("D4", "Common Cold", ["cold"], type="Disease"),
+    EntityRecord("C3", "Cold", [], type="Chemical"),
+]
+
+
+def found(doc: Doc) -> List[Tuple[str, str, str]]:
+    return [(e.text, e.label_, e.kb_id_) for e in doc.ents]
+
+
+def label(text: str, **options) -> Doc:
+    return WeakLabeler(RECORDS, **options)(NLP.make_doc(text))
+
+
+def test_case_insensitive_by_default_and_case_sensitive_option():
+    text = "RENAL FAILURE and Renal Failure and renal failure."
+    assert [e[2] for e in found(label(text))] == ["D1", "D1", "D1"]
+    assert found(label(text, case_sensitive=True)) == [("renal failure", "Disease", "D1")]
+
+
+def test_longest_match_then_leftmost():
+    doc = label("Acute renal failure and lithium carbonate toxicity.")
+    # "acute renal failure" beats "renal failure"; "lithium carbonate" (2
+    # tokens) and "carbonate toxicity" (2 tokens) overlap: the leftmost wins.
+    assert found(doc) == [("Acute renal failure", "Disease", "D2"), ("lithium carbonate", "Chemical", "C1")]
+
+
+def test_matches_fall_on_token_boundaries_across_whitespace():
+    doc = label("Renal failures, renal\nfailure, renal  failure-induced, prerenal failure.")
+    assert [(e.text, e.start_char) for e in doc.ents] == [("renal\nfailure", 16), ("renal  failure", 31)]
+
+
+def test_stoplist_and_min_length():
+    text = "ALL patients had all of it; RF and Li were seen."
+    labeler = WeakLabeler(RECORDS, min_length=3)
+    doc = labeler(NLP.make_doc(text))
+    # "all" is an English stop word; "RF" and "Li" are shorter than 3.
+    assert found(doc) == []
+    assert labeler.stats.stoplist_hits == {"all": 2}
+    assert labeler.n_short == 2
+    doc = label(text, min_length=2, stoplist=["li"])
+    assert found(doc) == [("ALL", "Disease", "D3"), ("all", "Disease", "D3"), ("RF", "Disease", "D1")]
+    # A stop word inside a longer match is no skipped hit.
+    labeler = WeakLabeler(RECORDS, stoplist=["lymphoblastic leukemia"])
+    doc = labeler(NLP.make_doc("Acute lymphoblastic leukemia, not lymphoblastic leukemia."))
+    assert found(doc) == [("Acute lymphoblastic leukemia", "Disease", "D3")]
+    assert labeler.stats.stoplist_hits == {"lymphoblastic leukemia": 1}
+
+
+def test_ambiguous_names_prefer_the_preferred_name_and_are_counted():
+    labeler = WeakLabeler(RECORDS)
+    doc = labeler(NLP.make_doc("A cold and a cold."))
+    # "cold" is D4's alias but C3's preferred name.
+    assert found(doc) == [("cold", "Chemical", "C3"), ("cold", "Chemical", "C3")]
+    assert doc.user_data["weak_ambiguous"] == 2 and labeler.stats.ambiguous == 2
+    assert labeler.n_ambiguous_keys == 1
+    assert found(label("A cold.", types=["Disease"])) == [("cold", "Disease", "D4")]
+
+
+def test_outside_or_missing_spans_group_and_silver_flag():
+    doc = label("Lithium caused renal failure.")
+    assert [t.ent_iob_ for t in doc] == ["B", "O", "B", "I", "O"]
+    assert [(s.text, s.label_, s.kb_id_) for s in doc.spans["weak"]] == found(doc)
+    assert doc.user_data["silver"] is True and doc.user_data["weak_ambiguous"] == 0
+    doc = label("Lithium caused renal failure.", missing_outside=True)
+    assert [t.ent_iob_ for t in doc] == ["B", "", "B", "I", ""]
+
+
+def test_types_filter_and_counts():
+    labeler = WeakLabeler(RECORDS, types=["Chemical"])
+    docs = list(labeler.pipe(NLP.make_doc(t) for t in ["Lithium and renal failure.", "Nothing here."]))
+    assert found(docs[0]) == [("Lithium", "Chemical", "C1")]
+    assert labeler.stats.docs == 2 and labeler.stats.docs_with_mentions == 1
+    assert labeler.stats.mentions == {"Chemical": 1}
+
+
+def test_read_raw_docs_names_file_line_and_field(tmp_path):
+    good = tmp_path / "raw.jsonl"
+    good.write_text('{"text": "Renal failure."}\n\n{"text": "Lithium."}\n', encoding="utf8")
+    assert [d.text for d in read_raw_docs(good, NLP)] == ["Renal failure.", "Lithium."]
+    cases = [
+        ('{"text": "a"}\n{"text": ', "line 2", "malformed JSON"),
+        ('{"text": "a"}\n{"txt": "b"}\n', "line 2, field 'text'", "missing"),
+        ('{"text": 3}\n', "line 1, field 'text'", "expected a string"),
+    ]
+    for content, where, what in cases:
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(content, encoding="utf8")
+        with pytest.raises(ValueError, match=what) as err:
+            list(read_raw_docs(bad, NLP))
+        assert f"bad.jsonl, {where}" in str(err.value)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"fine\nna\xefve\n")
+    with pytest.raises(ValueError, match=r"latin.txt, line 2: not valid UTF-8"):
+        list(read_raw_docs(latin, NLP))
+
+
+def _output(result) -> str:
+    """The CLI's output with wasabi's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def _write_kb(path):
+    srsly.write_jsonl(path, [
+        {"id": r.id, "name": r.name, "aliases": r.aliases, "type": r.type} for r in RECORDS
+    ])
+
+
+def test_cli_end_to_end(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Acute renal failure after lithium.\n\nALL patients had a cold.\nThe RF fell.\n", encoding="utf8")
+    stop = tmp_path / "stop.txt"
+    stop.write_text("# custom\ncold\n", encoding="utf8")
+    out = tmp_path / "silver" / "weak.spacy"
+    args = ["weak-label", str(kb), str(raw), str(out), "--stoplist", str(stop)]
+    args += ["--types", "Disease", "--types", "Chemical"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "3 docs, 1 with mentions" in _output(result) and "2 mentions, 0 ambiguous" in _output(result)
+    assert "2 stop-list hits skipped: all (1), cold (1)" in _output(result)
+    docs = list(DocBin().from_disk(out).get_docs(NLP.vocab))
+    assert [found(d) for d in docs] == [
+        [("Acute renal failure", "Disease", "D2"), ("lithium", "Chemical", "C1")], [], []
+    ]
+    assert all(d.user_data["silver"] for d in docs) and len(docs[0].spans["weak"]) == 2
+    # A .spacy input: its tokens are kept, its gold entities ignored.
+    gold = NLP.make_doc("Renal failure again.")
+    gold.ents = [gold.char_span(0, 5, label="GOLD")]
+    DocBin(docs=[gold]).to_disk(tmp_path / "gold.spacy")
+    args = ["weak-label", str(kb), str(tmp_path / "gold.spacy"), str(out), "--min-length", "2", "--missing-outside"]
+    result = CliRunner().invoke(app, args + ["--case-sensitive"])
+    assert result.exit_code == 0, result.output
+    (doc,) = DocBin().from_disk(out).get_docs(NLP.vocab)
+    assert found(doc) == [] and [t.ent_iob_ for t in doc] == ["", "", "", ""]
+
+
+def test_cli_bad_input_names_file_line_and_field(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text('{"text": "Renal failure."}\n{"body": "x"}\n', encoding="utf8")
+    out = tmp_path / "out.spacy"
+    result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out)])
+    assert result.exit_code == 1
+    assert "raw.jsonl, line 2, field 'text'" in _output(result) and not out.exists()
+    bad_kb = tmp_path / "bad.jsonl"
+    bad_kb.write_text('{"id": "A", "name": "a"}\n{"id": "B"}\n', encoding="utf8")
+    result = CliRunner().invoke(app, ["weak-label", str(bad_kb), str(raw), str(out)])
+    assert result.exit_code == 1 and "bad.jsonl, line 2, field 'name'" in _output(result)
+    result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--types", "Gene"])
+    assert result.exit_code == 1 and "no KB records of type Gene" in _output(result)
+
+
+# -- silver corpus ------------------------------------------------------------------
+
+
+def _corpus_dir(tmp_path, n_gold: int = 5, n_silver: int = 400):
+    labeler = WeakLabeler(RECORDS)
+    gold = []
+    for i in range(n_gold):
+        doc = NLP.make_doc(f"Gold doc {i} with renal failure.")
+        doc.ents = [doc.char_span(doc.text.index("renal"), len(doc.text) - 1, label="Disease", kb_id="D1")]
+        gold.append(doc)
+    texts = [f"Silver doc {i} with {'a cold' if i % 4 == 0 else 'lithium'}." for i in range(n_silver)]
+    silver = [labeler(NLP.make_doc(t)) for t in texts]
+    DocBin(docs=gold, store_user_data=True).to_disk(tmp_path / "gold.spacy")
+    DocBin(docs=silver, store_user_data=True).to_disk(tmp_path / "silver.spacy")
+    return tmp_path
+
+
+def _texts(corpus) -> List[str]:
+    return [eg.reference.text for eg in corpus(NLP)]
+
+
+def test_silver_corpus_down_weights_silver_per_read(tmp_path):
+    path = _corpus_dir(tmp_path)
+    full = _texts(SilverCorpus(path, silver_weight=1.0))
+    assert len(full) == 405
+    assert _texts(SilverCorpus(path, silver_weight=0.0)) == [f"Gold doc {i} with renal failure." for i in range(5)]
+    corpus = SilverCorpus(path, silver_weight=0.3, seed=1)
+    first, second = _texts(corpus), _texts(corpus)
+    for texts in (first, second):
+        n_silver = sum(t.startswith("Silver") for t in texts)
+        # Binomial(400, 0.3): mean 120, sd 9.2.
+        assert 85 <= n_silver <= 155
+        assert sum(t.startswith("Gold") for t in texts) == 5
+    assert first != second  # a new draw for every read (epoch)
+    assert _texts(SilverCorpus(path, silver_weight=0.3, seed=1)) == first
+
+
+def test_silver_corpus_drops_ambiguous_from_a_config(tmp_path):
+    path = _corpus_dir(tmp_path)
+    cfg = Config().from_str(
+        f"""
+        [corpus]
+        @readers = "spacy_llm_ner.silver_corpus.v1"
+        path = "{path}"
+        silver_weight = 1.0
+        drop_ambiguous = true
+        """
+    )
+    corpus = registry.resolve(cfg)["corpus"]
+    texts = _texts(corpus)
+    # Every fourth silver doc mentions the ambiguous "cold".
+    assert len(texts) == 5 + 300 and not any("cold" in t for t in texts)
+    with pytest.raises(ValueError, match="silver_weight"):
+        SilverCorpus(path, silver_weight=1.5)
+
+
+def test_weak_label_output_trains_through_the_silver_reader(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Lithium caused renal failure.\nA cold.\n", encoding="utf8")
+    (tmp_path / "corpus").mkdir()
+    result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(tmp_path / "corpus" / "silver.spacy")])
+    assert result.exit_code == 0, result.output
+    examples = list(SilverCorpus(tmp_path / "corpus", drop_ambiguous=True)(NLP))
+    assert [found(eg.reference) for eg in examples] == [
+        [("Lithium", "Chemical", "C1"), ("renal failure", "Disease", "D1")]
+    ]
+
+
+# -- the real vocabulary ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctd_slice():
+    path = SHARED_DATA / "kb" / "CTD_diseases.tsv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    records = list(islice(read_ctd(path, strip_prefix="MESH:"), 2000))  # names A... to Ch...
+    labeler = WeakLabeler(records)
+    doc = labeler(NLP.make_doc(
+        "Patients with acute renal failure and severe abdominal pain developed metabolic acidosis "
+        "and granulocytopenia; AD was not seen in ALL of them."
+    ))
+    assert found(doc) == [
+        ("acute renal failure", "Disease", "D058186"),
+        ("abdominal pain", "Disease", "D015746"),
+        ("metabolic acidosis", "Disease", "D000138"),
+        ("granulocytopenia", "Disease", "D000380"),
+    ]
+    assert labeler.n_short > 0  # "AD" and the like
