@@ -304,7 +304,14 @@ class LinkerKB(KnowledgeBase):
         RETURNS (List[List[Candidate]]): Per span.
         """
         spans = list(mentions)
-        maps = [self.doc_abbreviations(s.doc) if self.use_doc_abbreviations else None for s in spans]
+        # One look-up per doc: the cache check reads doc.text (a pass over the
+        # doc), which per mention would be quadratic in a long document.
+        per_doc: Dict[int, Dict[str, str]] = {}
+        if self.use_doc_abbreviations:
+            for s in spans:
+                if id(s.doc) not in per_doc:
+                    per_doc[id(s.doc)] = self.doc_abbreviations(s.doc)
+        maps = [per_doc.get(id(s.doc)) for s in spans]
         scored = self.candidates_batch([s.text for s in spans], abbreviations=maps)
         return [[self._to_spacy(c) for c in cands] for cands in scored]
 

@@ -162,7 +162,10 @@ def _init(model: Model, X: LinkerInput = None, Y=None) -> None:
     ops = model.ops
     model.set_param("log_scale", ops.asarray1f([math.log(model.attrs["init_scale"])]))
     model.set_param("nil_bias", ops.alloc1f(1))
-    model.set_param("feature_W", ops.asarray1f(INIT_FEATURE_WEIGHTS))
+    # A copy: asarray1f returns the module constant itself, which the
+    # optimizer would then update in place, so that every later linker in the
+    # process started from the last one's trained weights.
+    model.set_param("feature_W", ops.asarray1f(INIT_FEATURE_WEIGHTS.copy()))
     nil = numpy.random.normal(scale=1.0 / math.sqrt(n_hidden), size=(n_hidden,)).astype("f")
     model.set_param("nil_vector", ops.asarray1f(nil))
 
@@ -189,7 +192,9 @@ def _bounds(docs: List[Doc], mentions: List, window: int) -> List[numpy.ndarray]
 def _pool(model: Model, tokvecs: List[Floats2d], bounds: List[numpy.ndarray]) -> Tuple[Floats2d, Callable]:
     """Mean of the mention's and of the context's token vectors, concatenated."""
     ops = model.ops
-    width = tokvecs[0].shape[1] if tokvecs else 0
+    # Not tokvecs[0]'s width: a transformer listener gives an empty doc a
+    # (0, 0) array, and the batch's first doc may be empty.
+    width = max((X.shape[1] for X in tokvecs if X.shape[0]), default=0)
     n_mentions = sum(len(b) for b in bounds)
     pooled = ops.alloc2f(n_mentions, 2 * width)
     m = 0

@@ -432,7 +432,16 @@ class TransformerEntityLinker(TrainablePipe):
 
     def _candidates(self, spans: List[Span]) -> List[List]:
         kb = self.kb
-        maps = [kb.doc_abbreviations(s.doc) if kb.use_doc_abbreviations else None for s in spans]  # type: ignore[union-attr]
+        maps: List[Optional[Dict[str, str]]] = [None] * len(spans)
+        if kb.use_doc_abbreviations:  # type: ignore[union-attr]
+            # Once per doc, not per mention: the KB's cache compares doc.text,
+            # which costs a pass over the doc, and a long document has
+            # thousands of mentions.
+            per_doc: Dict[int, Dict[str, str]] = {}
+            for i, span in enumerate(spans):
+                if id(span.doc) not in per_doc:
+                    per_doc[id(span.doc)] = kb.doc_abbreviations(span.doc)  # type: ignore[union-attr]
+                maps[i] = per_doc[id(span.doc)]
         return kb.candidates_batch([s.text for s in spans], abbreviations=maps, top_k=self.cfg["top_k"])  # type: ignore[union-attr]
 
     def _batch(
@@ -550,23 +559,42 @@ class TransformerEntityLinker(TrainablePipe):
             ents = self._mentions(doc)
             if len(ents) != len(doc_links):
                 raise ValueError(f"[{COMPONENT}] Got {len(doc_links)} links for {len(ents)} entities.")
-            spans = []
+            spans, scores = [], []
             for ent, link in zip(ents, doc_links):
                 if self.cfg["overwrite"] or not ent.kb_id:
                     for token in ent:
                         token.ent_kb_id_ = link.kb_id
+                    scores.append(link.score)
+                else:
+                    scores.append(self._kept_score(link, ent.kb_id_))
                 spans.append(Span(doc, ent.start, ent.end, label=ent.label, kb_id=doc[ent.start].ent_kb_id))
             doc.spans[key] = SpanGroup(
                 doc,
                 name=key,
                 attrs={
                     "component": COMPONENT,
-                    "scores": [link.score for link in doc_links],
+                    "scores": scores,
                     "nil_scores": [link.nil_score for link in doc_links],
                     "candidates": [[[e, p] for e, p in link.candidates] for link in doc_links],
                 },
                 spans=spans,
             )
+
+    def _kept_score(self, link: Link, kb_id: str) -> float:
+        """The probability the linker gives an id already on the entity (kept
+        with overwrite = false): kb_score must describe the id the entity
+        carries, not the linker's own choice. 0.0 for an id that is not
+        among the candidates.
+
+        link (Link): The linker's decision for the entity.
+        kb_id (str): The kept id.
+        RETURNS (float): Its probability.
+        """
+        if kb_id == link.kb_id:
+            return link.score
+        if kb_id == self.cfg["nil_id"]:
+            return link.nil_score
+        return dict(link.candidates).get(kb_id, 0.0)
 
     def initialize(
         self,
@@ -586,6 +614,7 @@ class TransformerEntityLinker(TrainablePipe):
         validate_get_examples(get_examples, "TransformerEntityLinker.initialize")
         if nlp is not None:
             self._nlp_ref = weakref.ref(nlp)
+            self._check_entity_source(nlp)
         if kb_loader is not None:
             self.set_kb(kb_loader(self.vocab))
         self._require_kb()
@@ -606,15 +635,55 @@ class TransformerEntityLinker(TrainablePipe):
         self.model.initialize(X=X)
         self.clear_cache()
         unknown, total = 0, 0
+        gold_labels = set()
         for eg in get_examples():
             for ent in eg.reference.ents:
+                if ent.kb_id_:
+                    gold_labels.add(ent.label_)
                 if ent.kb_id_ and ent.kb_id_ != self.cfg["nil_id"] and self._links_label(ent.label_):
                     total += 1
                     unknown += not self.kb.resolve_id(ent.kb_id_)  # type: ignore[union-attr]
+        labels = self.cfg["labels"]
+        if labels and gold_labels and not gold_labels & set(labels):
+            # Nothing would be trained, and at prediction time nothing linked.
+            raise ValueError(
+                f"[{COMPONENT}] '{self.name}' links the entity labels {labels}, but no gold entity with a kb_id in "
+                f"the training data has one of them (they have {sorted(gold_labels)}). Fix `labels` in "
+                f"[components.{self.name}] (empty: link every label) or the data."
+            )
         if unknown:
             warnings.warn(
                 f"[{COMPONENT}] {unknown} of {total} gold kb_ids in the training data are not in the "
                 f"knowledge base; they are trained as '{self.cfg['nil_id']}'."
+            )
+
+    def _check_entity_source(self, nlp: Language) -> None:
+        """The linker links the entities on the doc when it runs: one placed
+        before a component that sets doc.ents would never see that
+        component's entities.
+
+        nlp (Language): The pipeline.
+        RAISES (ValueError): If a component after the linker sets doc.ents.
+        """
+        names = nlp.pipe_names
+        if self.name not in names:
+            return
+        position = names.index(self.name)
+        setters = [n for n in names if "doc.ents" in nlp.get_pipe_meta(n).assigns]
+        later = [n for n in setters if names.index(n) > position]
+        if later:
+            raise ValueError(
+                f"[{COMPONENT}] '{self.name}' runs before '{later[0]}', which sets doc.ents, so it would never "
+                f"link that component's entities. Put the linker after it: nlp.add_pipe('{COMPONENT}', "
+                f"after='{later[-1]}'), or list '{self.name}' after '{later[-1]}' in [nlp] pipeline."
+            )
+        if not any(names.index(n) < position for n in setters):
+            # Not an error: linking entities that the caller sets on the docs
+            # (gold mentions, another system's output) is a supported use.
+            warnings.warn(
+                f"[{COMPONENT}] No component before '{self.name}' sets doc.ents, so it links only the entities "
+                "already on the docs it is given. Add an entity source before it (transformer_ner, ner, "
+                "entity_ruler) if that is not intended."
             )
 
     def _gold_mentions(self, eg: Example) -> List[Tuple[Span, str]]:

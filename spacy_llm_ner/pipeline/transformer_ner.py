@@ -236,7 +236,8 @@ class TransformerNER(TrainablePipe):
             if unknown:
                 raise ValueError(
                     f"[transformer_ner] The training data has entity labels {unknown} "
-                    f"that are not in the configured labels {list(labels)}."
+                    f"that are not in the configured labels {list(labels)} of '{self.name}'. Add them to "
+                    f"[initialize.components.{self.name}] labels, or leave labels out to take them from the data."
                 )
             chosen = list(labels)
         else:
