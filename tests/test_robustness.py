@@ -14,7 +14,7 @@ from spacy_llm_ner.ml.models import TagScores
 from spacy_llm_ner.tags import TagSet
 
 from conftest import TRAIN_DATA
-from util import ents, make_nlp, train
+from util import ents, long_document, make_nlp, train
 
 HOSTILE = [
     "",
@@ -26,6 +26,17 @@ HOSTILE = [
     "\x00\x01\x1f control \x7f characters aspirin",
     "Aspirin " * 300,
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models are faster on one thread (and the machine is shared)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["tok2vec", "transformer"])
@@ -55,13 +66,32 @@ def test_hostile_texts(nlp):
         assert ents(doc) == ents(nlp(text))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.text(min_size=0, max_size=200), min_size=1, max_size=4))
 def test_random_unicode(nlp, texts):
     docs = list(nlp.pipe(texts))
     for text, doc in zip(texts, docs):
         _check(doc)
         assert ents(doc) == ents(nlp(text))
+
+
+@pytest.mark.parametrize("decoder,scheme", [("softmax", "IOB"), ("crf", "IOB")])
+def test_long_document_across_window_edges(tiny_bert_dir, decoder, scheme):
+    """~20k tokens (about 1,700 backbone windows): entities are found
+    wherever they fall, also where they straddle a window's start or end.
+    (The CRF with BILUO is covered in test_robustness_linker.py.)"""
+    fix_random_seed(0)
+    nlp = make_nlp("transformer", model_dir=tiny_bert_dir, decoder=decoder, scheme=scheme)
+    train(nlp, TRAIN_DATA, steps=100, learn_rate=0.005)
+    text, gold = long_document(nlp, TRAIN_DATA, 20_000)
+    doc = nlp(text)
+    assert len(doc) >= 20_000
+    _check(doc)
+    found = set(ents(doc))
+    straddling = [g for g in gold if g[-1]]
+    assert len(straddling) >= 50
+    assert sum(g[:3] in found for g in gold) >= 0.95 * len(gold)
+    assert sum(g[:3] in found for g in straddling) >= 0.95 * len(straddling)
 
 
 # -- decoding ----------------------------------------------------------------

@@ -19,7 +19,6 @@ import util
 from spacy_llm_ner.kb import EntityRecord, LinkerKB
 
 NER, LINKER = "transformer_ner", "transformer_entity_linker"
-WINDOW, STRIDE = 16, 12  # util.make_nlp's strided spans
 
 RECORDS = [
     EntityRecord("Q_CIS", "cisplatin", description="a platinum drug against cancer"),
@@ -153,7 +152,7 @@ def _make(nlp, text: str, spans) -> Doc:
     return doc
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(_docs_with_ents(), min_size=1, max_size=4))
 def test_random_unicode_with_and_without_entities(nlp, items):
     """Both components on random Unicode: no exception, valid spans, scores
@@ -174,47 +173,14 @@ def test_random_unicode_with_and_without_entities(nlp, items):
 N_LONG = 20_000  # tokens; enough for ~1,700 backbone windows
 
 
-def _long_document(nlp, n_tokens: int):
-    """The training sentences with filler tokens between them, chosen so that
-    each gold entity starts at every position modulo the stride in turn:
-    multi-token entities then straddle window starts and ends.
-
-    RETURNS (Tuple[str, List[Tuple[int, int, str, str, bool]]]): The text and
-        its gold entities (char start, end, label, kb_id, straddles a window
-        edge).
-    """
-    combos = [(sentence, ents, j, r) for r in range(STRIDE) for sentence, ents in DATA for j in range(len(ents))]
-    parts, gold, n_done, offset = [], [], 0, 0
-    for i in range(10**6):
-        if n_done >= n_tokens:
-            break
-        sentence, ents, j, residue = combos[i % len(combos)]
-        filler = "the " * ((residue - n_done - len(nlp.make_doc(sentence[: ents[j][0]]))) % STRIDE)
-        first = n_done + len(filler) // 4  # the sentence's first token
-        for s, e, label, kb_id in ents:
-            start = first + len(nlp.make_doc(sentence[:s]))
-            end = start + len(nlp.make_doc(sentence[s:e]))
-            # Window w covers tokens [w * STRIDE, w * STRIDE + WINDOW): an
-            # entity straddles an edge if a window holds part of it, not all.
-            edges = {w * STRIDE + d for w in range(start // STRIDE - 2, end // STRIDE + 2) for d in (0, WINDOW)}
-            at = offset + len(filler) + s
-            gold.append((at, at + e - s, label, kb_id, any(start < edge < end for edge in edges)))
-        piece = filler + sentence + " "
-        parts.append(piece)
-        offset += len(piece)
-        n_done = first + len(nlp.make_doc(sentence))
-    return "".join(parts), gold
-
-
 def test_long_document_across_window_edges(nlp):
-    text, gold = _long_document(nlp, N_LONG)
+    text, gold = util.long_document(nlp, DATA, N_LONG)
     doc = nlp(text)
     assert len(doc) >= N_LONG
     check(doc)
-    # Each gold entity is counted once per sentence copy.
     found = {(e.start_char, e.end_char, e.label_): e.kb_id_ for e in doc.ents}
     hits = [g for g in gold if g[:3] in found]
-    straddling = [g for g in gold if g[4]]
+    straddling = [g for g in gold if g[-1]]
     assert len(straddling) >= 50
     assert len(hits) >= 0.95 * len(gold)
     assert sum(g[:3] in found for g in straddling) >= 0.95 * len(straddling)
@@ -269,8 +235,16 @@ def test_preset_entities_and_links(nlp, ents_mode, overwrite):
 TEXTS = [text for text, _ in DATA] + HOSTILE[:3] + ["We gave lithium carbonate and caffeine to patients with kidney failure."]
 
 
-def outputs(nlp, texts=TEXTS):
-    return list(_outputs_of(nlp.pipe(texts)))
+def _outputs_of(docs) -> list:
+    """Per doc: links, NER scores, link scores and candidates."""
+    return [
+        (links(doc), doc.spans[NER].attrs["scores"], doc.spans[LINKER].attrs["scores"], doc.spans[LINKER].attrs["candidates"])
+        for doc in docs
+    ]
+
+
+def outputs(nlp, texts=TEXTS) -> list:
+    return _outputs_of(nlp.pipe(texts))
 
 
 def assert_same(a, b) -> None:
@@ -322,12 +296,7 @@ def test_loading_a_pipeline_with_a_damaged_kb(nlp, tmp_path, case):
 
 def test_two_processes_equal_one(nlp):
     texts = TEXTS[:4] + ["cisplatin " * 40]
-    assert_same(outputs(nlp, texts), [o for o in _outputs_of(nlp.pipe(texts, n_process=2, batch_size=2))])
-
-
-def _outputs_of(docs):
-    for doc in docs:
-        yield links(doc), doc.spans[NER].attrs["scores"], doc.spans[LINKER].attrs["scores"], doc.spans[LINKER].attrs["candidates"]
+    assert_same(_outputs_of(nlp.pipe(texts, n_process=2, batch_size=2)), outputs(nlp, texts))
 
 
 def test_same_seed_same_pipeline(tiny_bert_dir):

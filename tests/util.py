@@ -5,6 +5,9 @@ import spacy
 from spacy.language import Language
 from spacy.training import Example
 
+# The transformer backbone's strided windows (in spaCy tokens).
+WINDOW, STRIDE = 16, 12
+
 
 def make_nlp(
     backbone: str, *, component: str = "transformer_ner", model_dir: str = "", lang: str = "en", **cfg
@@ -21,8 +24,8 @@ def make_nlp(
                     "name": model_dir,
                     "get_spans": {
                         "@span_getters": "spacy-transformers.strided_spans.v1",
-                        "window": 16,
-                        "stride": 12,
+                        "window": WINDOW,
+                        "stride": STRIDE,
                     },
                     "tokenizer_config": {"use_fast": True},
                 }
@@ -51,3 +54,37 @@ def train(nlp: Language, data, *, steps: int = 80, learn_rate: float = 0.002) ->
 
 def ents(doc) -> List[Tuple[int, int, str]]:
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def long_document(nlp: Language, data, n_tokens: int, *, window: int = WINDOW, stride: int = STRIDE):
+    """At least n_tokens tokens of the data's sentences, with filler tokens
+    between them chosen so that each gold entity in turn starts at every
+    position modulo the stride: multi-token entities then straddle the
+    backbone's window starts and ends.
+
+    data (list): (text, [(start, end, label, ...)]) pairs.
+    RETURNS (Tuple[str, list]): The text and its gold entities, each
+        (char start, char end, label, ..., straddles a window edge).
+    """
+    combos = [(text, ents, j, r) for r in range(stride) for text, ents in data for j in range(len(ents))]
+    parts: List[str] = []
+    gold: list = []
+    n_done = offset = i = 0
+    while n_done < n_tokens:
+        text, ents, j, residue = combos[i % len(combos)]
+        filler = "the " * ((residue - n_done - len(nlp.make_doc(text[: ents[j][0]]))) % stride)
+        first = n_done + len(filler) // 4  # the sentence's first token
+        for s, e, *rest in ents:
+            start = first + len(nlp.make_doc(text[:s]))
+            end = start + len(nlp.make_doc(text[s:e]))
+            # Window w covers tokens [w * stride, w * stride + window): an
+            # entity straddles an edge if a window holds part of it, not all.
+            edges = {w * stride + d for w in range(start // stride - 2, end // stride + 2) for d in (0, window)}
+            at = offset + len(filler) + s
+            gold.append((at, at + e - s, *rest, any(start < edge < end for edge in edges)))
+        piece = filler + text + " "
+        parts.append(piece)
+        offset += len(piece)
+        n_done = first + len(nlp.make_doc(text))
+        i += 1
+    return "".join(parts), gold
