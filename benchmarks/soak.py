@@ -3,7 +3,7 @@ text with a full pipeline (transformer + transformer_ner +
 transformer_entity_linker), reporting words/second and RSS after every
 chunk. Flat RSS over the run = no leak; steady words/s = no slowdown.
 
-    python benchmarks/soak.py run benchmarks/work/bc5cdr/ours_el/model-best --words 1000000
+    python benchmarks/soak.py benchmarks/work/bc5cdr/ours_el/model-best --words 1000000
 
 Real text: BC5CDR abstracts (train, dev, test). Hostile text, one doc in
 every ten: empty and whitespace-only docs, a 5,000-character token, emoji,
