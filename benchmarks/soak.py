@@ -7,7 +7,7 @@ chunk. Flat RSS over the run = no leak; steady words/s = no slowdown.
 
 Real text: BC5CDR abstracts (train, dev, test). Hostile text, one doc in
 every ten: empty and whitespace-only docs, a 5,000-character token, emoji,
-CJK, RTL and combining characters, control characters, a ~100,000-token
+CJK, RTL and combining characters, control characters, a
 document (~100k tokens), repeated entity names. Writes benchmarks/results/soak.{json,md}.
 """
 import json
