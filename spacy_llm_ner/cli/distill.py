@@ -64,10 +64,11 @@ def distill_corpus_cli(
     raw = (t for path in text for t in read_texts(path))
     out = DocBin(store_user_data=True)
     n_words = 0
-    with msg.loading(f"Labelling with the teacher {teacher}..."):
-        for doc in distill_corpus(nlp, docs=gold, texts=raw, component=component, batch_size=batch_size):
-            out.add(doc)
-            n_words += len(doc)
+    # A plain line, not a spinner: this usually runs in logs (project.yml).
+    msg.info(f"Labelling with the teacher {teacher}...")
+    for doc in distill_corpus(nlp, docs=gold, texts=raw, component=component, batch_size=batch_size):
+        out.add(doc)
+        n_words += len(doc)
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_disk(output)
     msg.good(f"Saved {len(out)} docs ({len(gold)} annotated, {len(out) - len(gold)} raw; {n_words:,} words) to {output}")
