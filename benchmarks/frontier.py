@@ -41,15 +41,17 @@ def folder_mb(path: Path) -> float:
 
 
 @app.command()
-def measure(model: Path, output: Path, n_latency: int = 200) -> None:
-    """Measure one pipeline (run in its own process, so RSS is its own)."""
+def measure(model: Path, output: Path, n_latency: int = 200, spans: str = "") -> None:
+    """Measure one pipeline (run in its own process, so RSS is its own);
+    `spans`: JSON settings overriding the transformer's get_spans."""
     import spacy
     import torch
     from spacy.tokens import DocBin
     from spacy.training import Example
 
     torch.set_num_threads(2)
-    nlp = spacy.load(model)
+    overrides = {"components": {"transformer": {"model": {"get_spans": json.loads(spans)}}}} if spans else {}
+    nlp = spacy.load(model, config=overrides)
     gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
     texts = [doc.text for doc in gold]
     scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold], batch_size=64)
@@ -165,6 +167,34 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+@app.command()
+def strides(model: Path = SYSTEMS["transformer_ner, MiniLM fp32 (teacher)"], window: int = 128) -> None:
+    """The trained teacher with other inference strides (the config's
+    get_spans overridden at load; the model is not retrained): test F and
+    words/s, each in a fresh process."""
+    rows = []
+    for stride in (96, 112, 128):
+        out = WORK / f"stride_{window}_{stride}.json"
+        override = json.dumps({"window": window, "stride": stride})
+        subprocess.run([sys.executable, __file__, "measure", str(model), str(out), "--n-latency", "50",
+                        "--spans", override], check=True, cwd=ROOT)
+        rows.append({"window": window, "stride": stride, **json.loads(out.read_text())})
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import spacy
+    from bc5cdr_ner import ceiling_words_per_second
+    from spacy.tokens import DocBin
+
+    texts = [d.text for d in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    ceiling = max(ceiling_words_per_second(texts)["words_per_second"] for _ in range(2))
+    (RESULTS / "inference_stride_bc5cdr.json").write_text(json.dumps({"rows": rows, "ceiling": ceiling}, indent=2))
+    lines = ["| window / stride (tokens) | P | R | F | words/s | % of ceiling |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['window']} / {r['stride']} | {r['ents_p']:.3f} | {r['ents_r']:.3f} | {r['ents_f']:.4f} "
+              f"| {r['words_per_second']:,.0f} | {100 * r['words_per_second'] / ceiling:.0f}% |" for r in rows]
+    lines.append(f"| ceiling: bare MiniLM forward | | | | {ceiling:,.0f} | 100% |")
+    (RESULTS / "inference_stride_bc5cdr.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 @app.command("all")
