@@ -72,6 +72,7 @@ VARIANTS: Dict[str, tuple] = {
     "ours_crf": ("transformer_ner CRF, BILUO (shipped before)", lambda config: None),
     "ours_crf_iob": ("CRF, IOB", _set(["vars", "scheme"], "IOB")),
     "ours_crf_window256": ("CRF, windows 256/192", lambda c: (_set(["vars", "window"], 256)(c), _set(["vars", "stride"], 192)(c))),
+    "ours_crf_stride128": ("CRF, windows 128/128 (no overlap)", _set(["vars", "stride"], 128)),
     "ours_crf_lexical": ("CRF + lexical hash features", lambda c: _features(c, gazetteer=False)),
     "ours_crf_lexical_gazetteer": ("CRF + lexical + CTD gazetteer", lambda c: _features(c, gazetteer=True)),
     "ours_crf_lora": ("CRF, LoRA r=8 (q,k,v) instead of full fine-tuning", _lora),
