@@ -14,7 +14,7 @@ from util import ents, examples, make_nlp, train
 
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.cli.quantize import V3, quantize_pipeline, size_on_disk
-from spacy_llm_ner.ml.quantize import float_linears, merge_adapters, quantized_linears
+from spacy_llm_ner.ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, float_linears, merge_adapters, quantized_linears
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear
@@ -40,11 +40,12 @@ def fp32_dir(tiny_bert_dir, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def quantized(fp32_dir, tmp_path_factory):
-    """The fp32 pipeline quantized in memory, and where it was saved."""
+@pytest.fixture(scope="module", params=QUANTIZE_METHODS)
+def quantized(fp32_dir, tmp_path_factory, request):
+    """The fp32 pipeline quantized in memory (each method), and where it was
+    saved."""
     nlp = spacy.load(fp32_dir)
-    assert quantize_pipeline(nlp) == ["transformer"]
+    assert quantize_pipeline(nlp, method=request.param) == ["transformer"]
     path = tmp_path_factory.mktemp("int8") / "model"
     nlp.to_disk(path)
     return nlp, path
@@ -60,7 +61,7 @@ def test_linear_modules_are_quantized(fp32_dir, quantized):
     query = model.encoder.layer[0].attention.self.query
     assert type(query) is QUANTIZED_LINEAR and query.weight().dtype == torch.qint8
     block = nlp.get_pipe_config("transformer")["model"]
-    assert block["@architectures"] == V3 and block["quantize"] == "dynamic_int8"
+    assert block["@architectures"] == V3 and block["quantize"] in QUANTIZE_METHODS
     assert block["get_spans"]["window"] == 16 and block["name"]
 
 
@@ -102,7 +103,7 @@ def test_cli_end_to_end(fp32_dir, tmp_path):
     out = tmp_path / "int8"
     result = CliRunner().invoke(app, ["quantize", str(fp32_dir), str(out)])
     assert result.exit_code == 0, result.output
-    assert "MB on disk" in result.output and "dynamic_int8" in result.output
+    assert "MB on disk" in result.output and DEFAULT_METHOD in result.output
     nlp = spacy.load(out)
     assert quantized_linears(torch_model(nlp)) and [ents(nlp(t)) for t, _ in TRAIN_DATA] == [g for _, g in TRAIN_DATA]
     again = CliRunner().invoke(app, ["quantize", str(out), str(tmp_path / "twice")])

@@ -7,7 +7,7 @@ import typer
 from spacy.language import Language
 from wasabi import msg
 
-from ..ml.quantize import QUANTIZE_METHODS, quantize_model
+from ..ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, quantize_model
 from . import app
 
 V3 = "spacy_llm_ner.TransformerModel.v3"
@@ -44,14 +44,14 @@ def transformer_components(nlp: Language) -> List[Tuple[str, Any]]:
     return [(name, proc) for name, proc in nlp.components if isinstance(proc, Transformer)]
 
 
-def quantize_pipeline(nlp: Language, *, method: str = "dynamic_int8") -> List[str]:
+def quantize_pipeline(nlp: Language, *, method: str = DEFAULT_METHOD) -> List[str]:
     """Quantize every transformer component of a loaded pipeline in place and
     rewrite its config block to TransformerModel.v3 with `quantize` set (other
     settings, LoRA included, kept), so that the saved pipeline loads
     quantized with `spacy.load`.
 
     nlp (Language): A trained pipeline.
-    method (str): "dynamic_int8".
+    method (str): One of QUANTIZE_METHODS.
     RETURNS (List[str]): The names of the quantized components.
     """
     if method not in QUANTIZE_METHODS:
@@ -86,7 +86,7 @@ def quantize_pipeline(nlp: Language, *, method: str = "dynamic_int8") -> List[st
 def quantize_cli(
     in_model: Path = typer.Argument(..., metavar="IN_MODEL", exists=True, file_okay=False, help="Trained pipeline directory"),
     out_model: Path = typer.Argument(..., metavar="OUT_MODEL", file_okay=False, help="Where to save the quantized pipeline"),
-    method: str = typer.Option("dynamic_int8", "--method", "-m", help=f"One of {', '.join(QUANTIZE_METHODS)}"),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"One of {', '.join(QUANTIZE_METHODS)}"),
 ) -> None:
     """Quantize a pipeline's transformer to int8 for CPU inference (Linear
     weights int8, LoRA adapters merged) and save it; the result loads with

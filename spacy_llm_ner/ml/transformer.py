@@ -145,7 +145,9 @@ def build_transformer_model_v3(
 
     name, get_spans, tokenizer_config, transformer_config, mixed_precision,
         grad_scaler_config, lora: As in TransformerModel.v2.
-    quantize (Optional[str]): "dynamic_int8", or null: fp32.
+    quantize (Optional[str]): "dynamic_int8" (one scale per weight matrix),
+        "dynamic_int8_per_channel" (one per output row; more accurate), or
+        null: fp32.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
     from .quantize import add_quantization, quantize_settings
