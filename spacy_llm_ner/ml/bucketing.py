@@ -10,9 +10,11 @@ outputs back into the padded layout spacy-transformers expects. Padding
 positions are masked in attention, so the real positions' outputs are the
 same (to float rounding); training is left as it is.
 """
-from typing import Any, List
+from typing import Any
 
 from thinc.api import ArgsKwargs
+
+from .crf import chunks_by_length
 
 # Padded positions per chunk: large enough to keep the matrix products
 # efficient on CPU, small enough that one long window does not pad many.
@@ -50,7 +52,7 @@ class LengthBucketedPredict:
         right_padded = bool((mask == (torch.arange(width, device=mask.device)[None, :] < lengths[:, None])).all())
         if not right_padded or int(lengths.min()) == width:
             return self._plain(inputs)
-        chunks = self._chunks(lengths.tolist())
+        chunks = chunks_by_length(lengths.tolist(), self.max_tokens, max_padding=MAX_PADDING)
         outputs = []
         for rows in chunks:
             index = torch.as_tensor(rows, device=mask.device)
@@ -75,25 +77,6 @@ class LengthBucketedPredict:
         if pooled is not None:
             result["pooler_output"] = pooled
         return result
-
-    def _chunks(self, lengths: List[int]) -> List[List[int]]:
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        chunks: List[List[int]] = []
-        current: List[int] = []
-        for i in order:
-            # Sorted ascending, so the newest row is the chunk's longest: a
-            # new chunk when the budget is full or when padding the chunk's
-            # shortest row to it would waste more than MAX_PADDING of it.
-            if current and (
-                lengths[i] * (len(current) + 1) > self.max_tokens
-                or lengths[i] > (1.0 + MAX_PADDING) * lengths[current[0]]
-            ):
-                chunks.append(current)
-                current = []
-            current.append(i)
-        if current:
-            chunks.append(current)
-        return chunks
 
 
 def bucket_predictions(model: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> Any:
