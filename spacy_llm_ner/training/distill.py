@@ -10,7 +10,7 @@ reference doc adds `distill_weight` x KL(teacher || student) per token to its
 gold loss. Tokens are matched by character offsets, so a student whose
 tokenizer splits differently still learns from every token both agree on.
 """
-from itertools import islice
+from itertools import islice, tee
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy
@@ -114,13 +114,11 @@ def teacher_distributions(
     """
     ner = _teacher_ner(nlp, component)
     before = nlp.pipe_names[: nlp.pipe_names.index(component)]
-    batch: List[Doc] = []
-    for doc in docs:
-        batch.append(doc)
-        if len(batch) >= batch_size:
-            yield from _distributions(nlp, ner, before, batch)
-            batch = []
-    if batch:
+    stream = iter(docs)
+    while True:
+        batch = list(islice(stream, batch_size))
+        if not batch:
+            break
         yield from _distributions(nlp, ner, before, batch)
 
 
@@ -161,20 +159,20 @@ def distill_corpus(
     batch_size (int): Docs per teacher batch.
     YIELDS (Doc): Docs to store with DocBin(store_user_data=True).
     """
-    ner = _teacher_ner(teacher, component)
-    before = teacher.pipe_names[: teacher.pipe_names.index(component)]
+    tags = _teacher_ner(teacher, component).tagset.tags
 
     def pairs() -> Iterator:
+        # The teacher tags a scratch doc of the same text: its pipes leave
+        # annotations (e.g. doc._.trf_data) that must not be stored.
         for doc in docs:
             yield doc, teacher.make_doc(doc.text)
         for text in texts:
             yield teacher.make_doc(text), teacher.make_doc(text)
 
-    stream = pairs()
-    while True:
-        chunk = list(islice(stream, batch_size))
-        if not chunk:
-            break
-        for (doc, tokens), probs in zip(chunk, _distributions(teacher, ner, before, [t for _, t in chunk])):
-            set_soft_tags(doc, tokens, probs, ner.tagset.tags)
-            yield doc
+    stored, tagged = tee(pairs())
+    distributions = teacher_distributions(
+        teacher, (tokens for _, tokens in tagged), component=component, batch_size=batch_size
+    )
+    for (doc, tokens), probs in zip(stored, distributions):
+        set_soft_tags(doc, tokens, probs, tags)
+        yield doc
