@@ -23,13 +23,15 @@ benchmarks/results/bc5cdr_el.json and .md.
     pipeline and the same pipeline without the linker, in the same run.
 """
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bc5cdr_ner import run  # noqa: E402  (same subprocess runner and log convention)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
@@ -39,13 +41,6 @@ LINKER = "transformer_entity_linker"
 STEPS_DEFAULT = 500
 
 app = typer.Typer(add_completion=False)
-
-
-def run(cmd: List[str], log: Path) -> float:
-    start = time.time()
-    with log.open("w") as fh:
-        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
-    return time.time() - start
 
 
 def linkable(kb_id: str) -> bool:

@@ -10,35 +10,28 @@ distributions: `python -m spacy_llm_ner distill-corpus`), train, evaluate.
 `benchmarks/frontier.py` then puts the students beside the fp32 and int8
 teachers (F1 against words/second).
 """
+import copy
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
 import typer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (stock `ner` settings, subprocess runner)
+from bc5cdr_ner import run  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
 TEACHER = WORK / "ours_crf" / "model-best"
 STEPS_DEFAULT = 3000
-STOCK_NER = {
-    "factory": "ner",
-    "incorrect_spans_key": None,
-    "moves": None,
-    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
-    "update_with_oracle_cut_size": 100,
-    "model": {
-        "@architectures": "spacy.TransitionBasedParser.v2",
-        "state_type": "ner",
-        "extra_state_tokens": False,
-        "hidden_width": 64,
-        "maxout_pieces": 2,
-        "use_upper": True,
-        "nO": None,
-        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": "${vars.width}", "upstream": "tok2vec"},
-    },
+# spaCy's stock `ner` as in bc5cdr_ner.py, on the CNN Tok2Vec (with the
+# upper layer, spaCy's default for a CNN).
+STOCK_NER = copy.deepcopy(bc5cdr_ner.STOCK_NER)
+STOCK_NER["model"]["use_upper"] = True
+STOCK_NER["model"]["tok2vec"] = {
+    "@architectures": "spacy.Tok2VecListener.v1", "width": "${vars.width}", "upstream": "tok2vec",
 }
 # name -> (training corpus, stock ner?)
 STUDENTS: Dict[str, Dict] = {
@@ -48,13 +41,6 @@ STUDENTS: Dict[str, Dict] = {
 }
 
 app = typer.Typer(add_completion=False)
-
-
-def run(cmd: List[str], log: Path) -> float:
-    start = time.time()
-    with log.open("w") as fh:
-        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
-    return time.time() - start
 
 
 @app.command()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import typer
 
@@ -37,7 +37,9 @@ app = typer.Typer(add_completion=False)
 
 
 def folder_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6
+    from spacy_llm_ner.cli.quantize import size_on_disk
+
+    return size_on_disk(path) / 1e6
 
 
 @app.command()
