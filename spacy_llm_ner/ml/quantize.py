@@ -97,7 +97,7 @@ def _refuse_float_state(module: torch.nn.Module, state_dict: Dict[str, Any], pre
     names = quantized_linears(module)
     if names and not any(f"{prefix}{name}._packed_params._packed_params" in state_dict for name in names):
         raise ValueError(
-            "The saved transformer weights are not quantized, but the config sets quantize = 'dynamic_int8'. "
+            "The saved transformer weights are not quantized, but the config sets `quantize`. "
             "Quantize the trained pipeline with `python -m spacy_llm_ner quantize IN_MODEL OUT_MODEL`, "
             "or load it with quantize = null."
         )
@@ -170,7 +170,7 @@ class InferenceOnlyForward:
     def __call__(self, model: Model, docs: Any, is_train: bool) -> Any:
         if is_train:
             raise ValueError(
-                "This transformer is quantized (quantize = 'dynamic_int8') and can only predict. Train with "
+                "This transformer is quantized (`quantize` is set) and can only predict. Train with "
                 "spacy_llm_ner.TransformerModel.v2 (or freeze the transformer) and quantize the trained pipeline "
                 "with `python -m spacy_llm_ner quantize`."
             )
