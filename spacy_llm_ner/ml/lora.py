@@ -7,9 +7,12 @@ the adapters (and the heads above). The adapters are saved with the pipeline
 inside the transformer's state; loading rebuilds the adapted model before the
 state is read, so `nlp.to_disk` / `spacy.load` round-trip exactly.
 """
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence
 
 from thinc.api import Model
+
+from .transformer import TransformedModelClass
 
 DEFAULT_TARGETS = ("query", "value")
 
@@ -59,22 +62,6 @@ def inject(transformer: Any, config: Any) -> Any:
                          f"module names include {names[:20]}") from err
 
 
-class AdaptedModelClass:
-    """Stands in for the HF model class of the transformer's shim, so that
-    a model rebuilt from its config on loading gets the adapters before its
-    saved state (adapters included) is read."""
-
-    def __init__(self, model_cls: Any, config: Any) -> None:
-        self.model_cls = model_cls
-        self.config = config
-
-    def from_config(self, config: Any, **kwargs: Any) -> Any:
-        return inject(self.model_cls.from_config(config, **kwargs), self.config)
-
-    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-        return inject(self.model_cls.from_pretrained(*args, **kwargs), self.config)
-
-
 class AdaptedSetter:
     """Wraps the TransformerModel's `set_transformer` so that a HF model set
     at initialize time gets the adapters (a class, not a closure, so that
@@ -98,7 +85,7 @@ def add_lora(model: Model, settings: Dict[str, Any]) -> Model:
     """
     config = lora_config(**settings)
     shim = model.layers[0].shims[0]
-    shim.model_cls = AdaptedModelClass(shim.model_cls, config)
+    shim.model_cls = TransformedModelClass(shim.model_cls, partial(inject, config=config))
     model.attrs["set_transformer"] = AdaptedSetter(model.attrs["set_transformer"], config)
     model.attrs["lora"] = dict(settings)
     return model

@@ -8,15 +8,18 @@ LayerNorms stay fp32. LoRA adapters (`lora`) are merged into the weights first.
 
 The quantized weights are saved with the pipeline. Loading rebuilds the model
 from its HF config and quantizes it *before* the saved state is read (the same
-model-class stand-in as for LoRA), so `nlp.to_disk` / `spacy.load` round-trip
+model-class stand-in as for LoRA, `TransformedModelClass`), so `nlp.to_disk` / `spacy.load` round-trip
 exactly. A quantized transformer is for inference only: train with
 TransformerModel.v1/.v2, then quantize (`python -m spacy_llm_ner quantize`).
 """
 import warnings
+from functools import partial
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from thinc.api import Model, get_torch_default_device
+
+from .transformer import TransformedModelClass
 
 QUANTIZE_METHODS = ("dynamic_int8", "dynamic_int8_per_channel")
 # One scale per output row keeps more of the FFN weights' range than one per
@@ -141,23 +144,6 @@ def quantize_transformer(transformer: torch.nn.Module, method: str = "dynamic_in
     return quantized.eval()
 
 
-class QuantizedModelClass:
-    """Stands in for the HF model class of the transformer's shim, so that
-    a model rebuilt from its config on loading is quantized (LoRA adapters of
-    a wrapped AdaptedModelClass merged first) before its saved, quantized
-    state is read."""
-
-    def __init__(self, model_cls: Any, method: str) -> None:
-        self.model_cls = model_cls
-        self.method = method
-
-    def from_config(self, config: Any, **kwargs: Any) -> Any:
-        return quantize_transformer(self.model_cls.from_config(config, **kwargs), self.method)
-
-    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-        return quantize_transformer(self.model_cls.from_pretrained(*args, **kwargs), self.method)
-
-
 class InferenceOnlyForward:
     """Wraps a TransformerModel's forward so that training a quantized model
     fails with a clear message instead of deep inside autograd (the int8
@@ -201,10 +187,11 @@ def add_quantization(model: Model, method: str) -> Model:
     RETURNS (Model): The same model.
     """
     method = quantize_settings(method) or ""
-    if not method or isinstance(model.layers[0].shims[0].model_cls, QuantizedModelClass):
+    if not method or model.attrs.get("quantize"):
         return model
     shim = model.layers[0].shims[0]
-    shim.model_cls = QuantizedModelClass(shim.model_cls, method)
+    # Adapters of a LoRA stand-in below are merged by quantize_transformer.
+    shim.model_cls = TransformedModelClass(shim.model_cls, partial(quantize_transformer, method=method))
     model.attrs["set_transformer"] = QuantizedSetTransformer(model.attrs["set_transformer"], method)
     model._func = InferenceOnlyForward(model._func)
     model.attrs["quantize"] = method
@@ -230,7 +217,7 @@ def quantize_model(model: Model, method: str = "dynamic_int8") -> Model:
     """
     if not model.attrs.get("has_transformer") or model.layers[0].shims[0]._model is None:
         raise ValueError("The transformer has no weights yet: initialize or load the pipeline first.")
-    if isinstance(model.layers[0].shims[0].model_cls, QuantizedModelClass):
+    if model.attrs.get("quantize"):
         return model
     add_quantization(model, method)
     _swap_in_quantized(model, method)

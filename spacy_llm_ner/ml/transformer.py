@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -52,6 +52,30 @@ def resolve_model_name(name: str) -> str:
             if folder is not None:
                 return str(folder)
     return name
+
+
+class TransformedModelClass:
+    """Stands in for the HF model class of a TransformerModel's shim: every
+    model it builds, from pretrained weights at initialize or from the saved
+    config when a pipeline is loaded, goes through `transform` before any
+    saved state is read into it. This is how LoRA adapters and quantization
+    survive `nlp.to_disk` / `spacy.load`. Stand-ins nest (quantize over LoRA).
+
+    model_cls (Any): The wrapped class (transformers' AutoModel or another
+        stand-in).
+    transform (Callable): Changes a freshly built HF model and returns it; a
+        module-level function or functools.partial, so pipelines pickle.
+    """
+
+    def __init__(self, model_cls: Any, transform: Callable[[Any], Any]) -> None:
+        self.model_cls = model_cls
+        self.transform = transform
+
+    def from_config(self, config: Any, **kwargs: Any) -> Any:
+        return self.transform(self.model_cls.from_config(config, **kwargs))
+
+    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+        return self.transform(self.model_cls.from_pretrained(*args, **kwargs))
 
 
 @registry.misc("spacy_llm_ner.resolve_model_name.v1")
