@@ -1,0 +1,282 @@
+"""Learning from less gold (#5): BC5CDR test F for 1%, 10% and 100% of the
+gold training documents, each with and without KB augmentation and silver
+data, and WNUT-17 with and without the noise augmenter.
+
+- gold: a seeded sample of the BC5CDR train documents.
+- silver: the *other* train documents with their gold hidden, labelled by the
+  project's own `weak-label` command from the CTD vocabulary (Disease only;
+  tokens outside a match are left missing, not "O", so unlabelled chemicals
+  are not taught as outside), read with `spacy_llm_ner.silver_corpus.v1`.
+- aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
+  Chemical names from the data) chained with `noise_augmenter.v1`.
+
+Every run: same config, steps, seed; model-best on dev, scored on test.
+
+    python benchmarks/learning_curve.py all                      # CNN backbone, whole grid
+    python benchmarks/learning_curve.py all --backbone trf --only 10pct_aug_silver
+    python benchmarks/learning_curve.py wnut                     # WNUT-17, noise on/off
+    python benchmarks/learning_curve.py report
+
+Writes benchmarks/results/learning_curve.{json,md,png}.
+"""
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (converted BC5CDR, run(), test_scores())
+
+ROOT = bc5cdr_ner.ROOT
+BC5CDR = bc5cdr_ner.WORK
+WORK = ROOT / "benchmarks" / "work" / "learning_curve"
+RESULTS = bc5cdr_ner.RESULTS
+CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
+WNUT = ROOT.parent / "shared" / "data" / "wnut17"
+FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
+SETTINGS = ("gold", "aug", "silver", "aug_silver")
+BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
+SILVER_WEIGHT = 0.5
+SEED = 0
+CTD_LOADER = {"@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:"}
+app = typer.Typer(add_completion=False)
+
+
+def _augmenter(*, swap: bool, noise: bool) -> Dict:
+    parts = {}
+    if swap:
+        parts["swap"] = {"@augmenters": "spacy_llm_ner.entity_swap_augmenter.v1", "level": 0.5,
+                         "kb_loader": CTD_LOADER, "seed": SEED}
+    if noise:
+        parts["noise"] = {"@augmenters": "spacy_llm_ner.noise_augmenter.v1", "level": 0.3, "seed": SEED}
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return {"@augmenters": "spacy_llm_ner.combined_augmenter.v1", "*": parts}
+
+
+def sample_gold(fraction: str) -> Path:
+    """The seeded gold sample of one fraction, and the silver labels of the
+    rest of train (its gold hidden). Same documents for every setting."""
+    from spacy.tokens import DocBin
+    import spacy
+
+    folder = WORK / "data" / fraction
+    gold_path = folder / "gold" / "train.spacy"
+    if gold_path.exists():
+        return folder
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(BC5CDR / "train.spacy").get_docs(nlp.vocab))
+    order = list(range(len(docs)))
+    random.Random(SEED).shuffle(order)
+    n = max(1, round(FRACTIONS[fraction] * len(docs)))
+    (folder / "gold").mkdir(parents=True, exist_ok=True)
+    DocBin(docs=[docs[i] for i in sorted(order[:n])], store_user_data=True).to_disk(gold_path)
+    rest = [docs[i] for i in sorted(order[n:])]
+    if rest:
+        raw = folder / "hidden_gold_text.jsonl"
+        raw.write_text("".join(json.dumps({"text": doc.text}) + "\n" for doc in rest))
+        bc5cdr_ner.run(
+            [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(folder / "silver.spacy"),
+             "--strip-prefix", "MESH:", "--missing-outside"],
+            folder / "weak_label.log",
+        )
+    return folder
+
+
+def link_silver(folder: Path) -> Path:
+    """A folder with the gold sample and its silver, read together by
+    silver_corpus.v1."""
+    both = folder / "gold_silver"
+    both.mkdir(exist_ok=True)
+    for name, target in (("train.spacy", folder / "gold" / "train.spacy"), ("silver.spacy", folder / "silver.spacy")):
+        if not (both / name).exists():
+            (both / name).symlink_to(target)
+    return both
+
+
+def write_config(backbone: str, fraction: str, setting: str) -> Path:
+    from spacy import util
+
+    cfg_name = BACKBONES[backbone][0]
+    config = util.load_config(ROOT / "configs" / cfg_name, interpolate=False)
+    folder = sample_gold(fraction)
+    train = config["corpora"]["train"]
+    if "silver" in setting:
+        train["@readers"] = "spacy_llm_ner.silver_corpus.v1"
+        train["silver_weight"] = SILVER_WEIGHT
+        train["seed"] = SEED
+    if "aug" in setting:
+        train["augmenter"] = _augmenter(swap=True, noise=True)
+    path = WORK / f"{backbone}_{fraction}_{setting}.cfg"
+    config.to_disk(path)
+    return path
+
+
+def _train(cfg: Path, out: Path, train: Path, dev: Path, steps: int, eval_frequency: int) -> None:
+    done = out / "train_seconds.json"
+    if done.exists() and json.loads(done.read_text()).get("steps") == steps:
+        return
+    seconds = bc5cdr_ner.run(
+        [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out), "--paths.train", str(train),
+         "--paths.dev", str(dev), "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
+        out.parent / f"train_{out.name}.log",
+    )
+    done.write_text(json.dumps({"seconds": seconds, "steps": steps}))
+
+
+def _evaluate(out: Path, test: Path) -> None:
+    if (out / "model-best").exists() and not (out / "test_scores.json").exists():
+        (out / "test_scores.json").write_text(json.dumps(bc5cdr_ner.test_scores(out / "model-best", test), indent=2))
+
+
+def runs(backbone: str, only: str) -> List[str]:
+    names = [f"{fraction}_{setting}" for fraction in FRACTIONS for setting in SETTINGS]
+    # 100% leaves no hidden-gold text to label: silver settings equal gold ones there.
+    names = [name for name in names if not (name.startswith("100pct") and "silver" in name)]
+    return [name for name in names if not only or name == only or name.startswith(only + "_")]
+
+
+@app.command()
+def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) -> None:
+    """Train (and score on test) each fraction x setting not trained yet."""
+    _, default_steps, eval_frequency = BACKBONES[backbone]
+    for name in runs(backbone, only):
+        fraction, setting = name.split("_", 1)
+        cfg = write_config(backbone, fraction, setting)
+        folder = sample_gold(fraction)
+        data = link_silver(folder) if "silver" in setting else folder / "gold" / "train.spacy"
+        out = WORK / backbone / name
+        out.mkdir(parents=True, exist_ok=True)
+        _train(cfg, out, data, BC5CDR / "dev.spacy", steps or default_steps, eval_frequency)
+        _evaluate(out, BC5CDR / "test.spacy")
+
+
+@app.command()
+def wnut(backbone: str = "cnn", steps: Optional[int] = None) -> None:
+    """WNUT-17 with and without the noise augmenter."""
+    from spacy import util
+
+    cfg_name, default_steps, eval_frequency = BACKBONES[backbone]
+    data = WORK / "wnut17"
+    data.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "dev", "test"):
+        if not (data / f"{split}.spacy").exists():
+            bc5cdr_ner.run(
+                [sys.executable, "-m", "spacy_llm_ner", "convert", str(WNUT / f"{split}.conll"),
+                 str(data / f"{split}.spacy"), "--format", "conll"],
+                data / f"convert_{split}.log",
+            )
+    for setting in ("gold", "noise"):
+        config = util.load_config(ROOT / "configs" / cfg_name, interpolate=False)
+        if setting == "noise":
+            config["corpora"]["train"]["augmenter"] = _augmenter(swap=False, noise=True)
+        cfg = WORK / f"wnut_{backbone}_{setting}.cfg"
+        config.to_disk(cfg)
+        out = WORK / backbone / f"wnut17_{setting}"
+        out.mkdir(parents=True, exist_ok=True)
+        _train(cfg, out, data / "train.spacy", data / "dev.spacy", steps or default_steps, eval_frequency)
+        _evaluate(out, data / "test.spacy")
+
+
+def _row(out: Path) -> Dict:
+    scores = json.loads((out / "test_scores.json").read_text()) if (out / "test_scores.json").exists() else {}
+    timing = json.loads((out / "train_seconds.json").read_text()) if (out / "train_seconds.json").exists() else {}
+    meta = out / "model-best" / "meta.json"
+    dev_f = json.loads(meta.read_text()).get("performance", {}).get("ents_f") if meta.exists() else None
+    return {**scores, "dev_f": dev_f, "train_seconds": timing.get("seconds"), "steps": timing.get("steps")}
+
+
+def _f(row: Dict, label: str = "") -> str:
+    if not row.get("ents_f") and row.get("ents_f") != 0:
+        return ""
+    value = row["ents_per_type"].get(label, {}).get("f", 0.0) if label else row["ents_f"]
+    return f"{value:.3f}"
+
+
+@app.command()
+def report() -> None:
+    """Tables (Markdown + JSON) and the plot of every run found."""
+    results: Dict[str, Dict] = {}
+    lines = []
+    for backbone in BACKBONES:
+        rows = {name: _row(WORK / backbone / name) for name in runs(backbone, "")}
+        rows = {name: row for name, row in rows.items() if row.get("ents_f") is not None}
+        full = rows.get("100pct_gold", {}).get("ents_f")
+        wnut_rows = {s: _row(WORK / backbone / f"wnut17_{s}") for s in ("gold", "noise")}
+        wnut_rows = {s: r for s, r in wnut_rows.items() if r.get("ents_f") is not None}
+        if not rows and not wnut_rows:
+            continue
+        results[backbone] = {"bc5cdr": rows, "wnut17": wnut_rows}
+        cfg_name, steps, _ = BACKBONES[backbone]
+        lines += [
+            f"### BC5CDR test, `configs/{cfg_name}`, {steps} steps, seed {SEED}",
+            "",
+            "| gold docs | setting | test F | Chemical F | Disease F | % of 100% gold F | dev F | train min |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in rows.items():
+            fraction, setting = name.split("_", 1)
+            share = f"{100 * row['ents_f'] / full:.0f}%" if full else ""
+            lines.append(
+                f"| {fraction.replace('pct', '%')} | {setting.replace('_', ' + ')} | {_f(row)} | {_f(row, 'Chemical')} | "
+                f"{_f(row, 'Disease')} | {share} | {row['dev_f'] or 0:.3f} | {(row['train_seconds'] or 0) / 60:.1f} |"
+            )
+        if wnut_rows:
+            lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]
+            for setting, row in wnut_rows.items():
+                lines.append(
+                    f"| {setting} | {row['ents_p']:.3f} | {row['ents_r']:.3f} | {row['ents_f']:.3f} | "
+                    f"{(row['train_seconds'] or 0) / 60:.1f} |"
+                )
+        lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "learning_curve.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "learning_curve.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(results)
+
+
+def _plot(results: Dict[str, Dict]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install -e '.[bench]'): no plot")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for backbone, result in results.items():
+        rows = result["bc5cdr"]
+        for setting in SETTINGS:
+            points = [(FRACTIONS[f] * 100, rows[f"{f}_{setting}"]["ents_f"]) for f in FRACTIONS if f"{f}_{setting}" in rows]
+            if setting.endswith("silver") and f"100pct_{setting.replace('silver', '').rstrip('_') or 'gold'}" in rows:
+                # 100% has no silver: its point is the same run without silver.
+                base = setting.replace("silver", "").rstrip("_") or "gold"
+                points.append((100.0, rows[f"100pct_{base}"]["ents_f"]))
+            if points:
+                xs, ys = zip(*sorted(points))
+                ax.plot(xs, ys, marker="o", label=f"{backbone}: {setting.replace('_', ' + ')}")
+    ax.set_xscale("log")
+    ax.set_xlabel("% of BC5CDR gold training documents")
+    ax.set_ylabel("test entity F1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "learning_curve.png", dpi=120)
+
+
+@app.command("all")
+def run_all(backbone: str = "cnn", only: str = "") -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    bc5cdr_ner.convert()
+    train(backbone, only)
+    report()
+
+
+if __name__ == "__main__":
+    app()
