@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import typer
 
@@ -109,18 +109,19 @@ def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "")
         (out / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
 
 
-def test_scores(model: Path, test: Path = WORK / "test.spacy") -> Dict:
+def test_scores(model: Path, test: Path = WORK / "test.spacy", *, overrides: Optional[Dict] = None) -> Dict:
     """Entity P/R/F (overall and per label) of a trained pipeline on gold docs.
 
     model (Path): The pipeline folder.
     test (Path): A .spacy file of gold docs.
+    overrides (Optional[Dict]): Config overrides for spacy.load.
     RETURNS (Dict): ents_p, ents_r, ents_f, ents_per_type.
     """
     import spacy
     from spacy.tokens import DocBin
     from spacy.training import Example
 
-    nlp = spacy.load(model)
+    nlp = spacy.load(model, config=overrides or {})
     gold = list(DocBin().from_disk(test).get_docs(nlp.vocab))
     scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold], batch_size=64)
     return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}

@@ -18,6 +18,7 @@ from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
 from ..ml.features import GAZETTEER, fill_gazetteer
+from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
@@ -57,6 +58,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "spans_key": DEFAULT_SPANS_KEY,
         "head_lr_scale": 1.0,
         "distill_weight": 1.0,
+        "abbreviations": "none",
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -79,6 +81,7 @@ def make_transformer_ner(
     spans_key: str,
     head_lr_scale: float,
     distill_weight: float,
+    abbreviations: str,
     scorer: Optional[Callable],
 ) -> "TransformerNER":
     """Create a transformer_ner component.
@@ -100,6 +103,11 @@ def make_transformer_ner(
     distill_weight (float): Weight of the distillation term (KL from a
         teacher's tag distributions, see `spacy_llm_ner distill-corpus`) for
         training docs that carry them; other docs train on gold alone.
+    abbreviations (str): Document-level abbreviation consistency: "none";
+        "propagate": every use of a short form defined in the doc ("long
+        form (LF)") gets the label of the entity that ends its long form;
+        "consistent": also drop predictions on short forms whose long form
+        ends with no entity.
     scorer (Optional[Callable]): Scoring function, spaCy's NER scorer.
     RETURNS (TransformerNER): The component.
     """
@@ -115,6 +123,7 @@ def make_transformer_ner(
         spans_key=spans_key,
         head_lr_scale=head_lr_scale,
         distill_weight=distill_weight,
+        abbreviations=abbreviations,
         scorer=scorer,
     )
 
@@ -144,12 +153,14 @@ class TransformerNER(TrainablePipe):
         spans_key: str = DEFAULT_SPANS_KEY,
         head_lr_scale: float = 1.0,
         distill_weight: float = 1.0,
+        abbreviations: str = "none",
         scorer: Optional[Callable] = None,
     ) -> None:
         _check_choice("decoder", decoder, DECODERS)
         _check_choice("scheme", scheme, SCHEMES)
         _check_choice("confidence", confidence, CONFIDENCES)
         _check_choice("ents_mode", ents_mode, ENTS_MODES)
+        _check_choice("abbreviations", abbreviations, ABBREVIATION_MODES)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"[transformer_ner] threshold must be in [0, 1], got {threshold}.")
         if head_lr_scale <= 0:
@@ -170,6 +181,7 @@ class TransformerNER(TrainablePipe):
             "spans_key": spans_key,
             "head_lr_scale": head_lr_scale,
             "distill_weight": distill_weight,
+            "abbreviations": abbreviations,
         }
         _register_extension()
 
@@ -316,12 +328,17 @@ class TransformerNER(TrainablePipe):
         """
         labels = self.labels
         threshold = self.cfg["threshold"]
+        abbreviations = self.cfg.get("abbreviations", "none")
+        respect = self.cfg["ents_mode"] == "respect"
         for doc, (spans, confidences) in zip(docs, decoded):
-            predicted = [
-                Span(doc, int(start), int(end), label=labels[label])
-                for start, end, label in spans
-            ]
-            scores = [float(c) for c in confidences]
+            scored = [((int(s), int(e), int(label)), float(c)) for (s, e, label), c in zip(spans, confidences)]
+            if abbreviations != "none":
+                blocked = {i for ent in doc.ents for i in range(ent.start, ent.end)} if respect else set()
+                scored = propagate_abbreviations(
+                    doc, scored, remove_unsupported=abbreviations == "consistent", blocked=blocked
+                )
+            predicted = [Span(doc, start, end, label=labels[label]) for (start, end, label), _ in scored]
+            scores = [score for _, score in scored]
             doc.spans[self.cfg["spans_key"]] = SpanGroup(
                 doc,
                 name=self.cfg["spans_key"],
@@ -329,7 +346,7 @@ class TransformerNER(TrainablePipe):
                 spans=predicted,
             )
             kept = [span for span, score in zip(predicted, scores) if score >= threshold]
-            if self.cfg["ents_mode"] == "respect":
+            if respect:
                 kept = list(doc.ents) + kept
             doc.set_ents(kept, default="outside")
 

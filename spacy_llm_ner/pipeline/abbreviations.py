@@ -1,0 +1,96 @@
+"""Abbreviation consistency for predicted entities.
+
+Biomedical abstracts define a short form once ("puromycin aminonucleoside
+(PAN)") and use it many times after. A windowed transformer sees the
+definition only in the window that holds it, so later uses of "PAN" are
+tagged from their local context alone, and often missed. When the long form
+of a definition (Schwartz & Hearst, `kb.abbreviations`) ends with a
+predicted entity, every use of its short form in the document gets that
+entity's label and confidence; in "consistent" mode, uses of a short form
+whose long form is no entity also lose their predictions.
+"""
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from spacy.tokens import Doc
+
+from ..kb.abbreviations import Abbreviation, find_abbreviation_definitions
+
+# ((start token, end token, label index), confidence), as the decoders give them.
+Scored = Tuple[Tuple[int, int, int], float]
+ABBREVIATION_MODES = ("none", "propagate", "consistent")
+
+
+def _long_form_chars(text: str, abbr: Abbreviation) -> Optional[Tuple[int, int]]:
+    # "long (short)": the long form ends just before " (". "short (long)": it
+    # follows the short form inside the parentheses.
+    end = abbr.start - 2
+    if end >= len(abbr.long) and text[end - len(abbr.long) : end] == abbr.long:
+        return end - len(abbr.long), end
+    start = text.find(abbr.long, abbr.start + len(abbr.short))
+    return (start, start + len(abbr.long)) if start > -1 else None
+
+
+class _Occurrences:
+    """Token positions of token sequences, indexed by first token once per doc."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.words = [token.text for token in doc]
+        self.by_first: Dict[str, List[int]] = {}
+        for i, word in enumerate(self.words):
+            self.by_first.setdefault(word, []).append(i)
+
+    def find(self, words: List[str]) -> List[Tuple[int, int]]:
+        n = len(words)
+        return [(i, i + n) for i in self.by_first.get(words[0], []) if self.words[i : i + n] == words]
+
+
+def propagate_abbreviations(
+    doc: Doc, spans: Iterable[Scored], *, remove_unsupported: bool = False, blocked: Set[int] = frozenset()
+) -> List[Scored]:
+    """Make the uses of each abbreviation defined in the doc agree with the
+    entity that ends its long form.
+
+    doc (Doc): The document (its text and tokens).
+    spans (Iterable[Tuple[Tuple[int, int, int], float]]): Predicted (start,
+        end, label index) spans with confidences; non-overlapping.
+    remove_unsupported (bool): Also drop predicted spans that are exactly a
+        use of a short form whose long form ends with no entity.
+    blocked (Set[int]): Tokens not to label (e.g. entities already set).
+    RETURNS (List[Tuple[Tuple[int, int, int], float]]): The spans, sorted and
+        non-overlapping.
+    """
+    result = dict(spans)
+    definitions = find_abbreviation_definitions(doc.text) if len(doc) else []
+    if not definitions:
+        return sorted(result.items())
+    taken: Dict[int, Tuple[int, int, int]] = {i: key for key in result for i in range(key[0], key[1])}
+    # The long forms' entities as predicted, before any change made here.
+    by_end_char = {doc[key[1] - 1].idx + len(doc[key[1] - 1]): (key, score) for key, score in result.items()}
+    occurrences = _Occurrences(doc)
+    seen: Set[str] = set()
+    for abbr in definitions:
+        chars = _long_form_chars(doc.text, abbr)
+        short = doc.char_span(abbr.start, abbr.start + len(abbr.short))
+        if abbr.short in seen or chars is None or short is None:
+            continue
+        seen.add(abbr.short)
+        source, score = by_end_char.get(chars[1], (None, 0.0))
+        if source is not None and doc[source[0]].idx < chars[0]:
+            source = None  # the entity reaches before the long form
+        for start, end in occurrences.find([token.text for token in short]):
+            if any(i in blocked for i in range(start, end)):
+                continue
+            overlapping = {taken[i] for i in range(start, end) if i in taken}
+            if any((s, e) != (start, end) for s, e, _ in overlapping):
+                continue  # inside a longer entity: leave it
+            if source is None and not remove_unsupported:
+                continue
+            for key in overlapping:
+                del result[key]
+            for i in range(start, end):
+                taken.pop(i, None)
+            if source is not None:
+                key = (start, end, source[2])
+                result[key] = score
+                taken.update((i, key) for i in range(start, end))
+    return sorted(result.items())
