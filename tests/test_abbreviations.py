@@ -131,3 +131,18 @@ def test_abbreviations_option_is_checked_and_survives_reload(tmp_path):
     assert loaded.get_pipe("transformer_ner").cfg["abbreviations"] == "propagate"
     docs = [TEXT, TRAIN_DATA[0][0], ""]
     assert [d.to_json() for d in loaded.pipe(docs)] == [loaded(t).to_json() for t in docs]
+
+
+def test_config_override_of_inference_settings_wins_over_saved_cfg(tmp_path):
+    fix_random_seed(0)
+    nlp = make_nlp("tok2vec")
+    train(nlp, TRAIN_DATA, steps=5)
+    nlp.to_disk(tmp_path / "p")
+    overrides = {"components": {"transformer_ner": {"abbreviations": "consistent", "threshold": 0.25}}}
+    changed = spacy.load(tmp_path / "p", config=overrides).get_pipe("transformer_ner")
+    assert (changed.cfg["abbreviations"], changed.cfg["threshold"]) == ("consistent", 0.25)
+    assert changed.labels == ("CHEM", "DIS")
+    plain = spacy.load(tmp_path / "p").get_pipe("transformer_ner")
+    assert (plain.cfg["abbreviations"], plain.cfg["threshold"]) == ("none", 0.0)
+    restored = make_nlp("tok2vec", abbreviations="propagate").from_bytes(nlp.to_bytes()).get_pipe("transformer_ner")
+    assert restored.cfg["abbreviations"] == "propagate" and restored.labels == ("CHEM", "DIS")

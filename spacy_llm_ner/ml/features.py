@@ -71,9 +71,35 @@ def build_feature_tok2vec(
         layers.append(embed)
     if gazetteer:
         layers.append(gazetteer_features(types=gazetteer_types, max_alias_tokens=max_alias_tokens))
-    model = concatenate(*layers)
+    model = _concatenate_doc_features(layers)
     model.set_ref("tok2vec", tok2vec)
     return model
+
+
+def _concatenate_doc_features(layers: List[Model]) -> Model[List[Doc], List[Floats2d]]:
+    """thinc's `concatenate` with a backward pass that ignores the layers'
+    input gradients. A transformer listener that is not its upstream's last
+    listener returns None from backprop (spacy-transformers collects the
+    gradient and backpropagates through the last one), which thinc's list
+    concatenation cannot add. Same node tree as `concatenate`, so pipelines
+    saved before load as they were."""
+    model = concatenate(*layers)
+    return Model(model.name, _concatenate_forward, init=model.init, dims=dict(model._dims), layers=model.layers)
+
+
+def _concatenate_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    outputs, callbacks = zip(*(layer(docs, is_train=is_train) for layer in model.layers))
+    widths = [out[0].shape[1] if len(out) else 0 for out in outputs]
+    Y = [model.ops.xp.hstack([out[i] for out in outputs]) for i in range(len(docs))]
+
+    def backprop(dY: List[Floats2d]) -> List[Doc]:
+        start = 0
+        for callback, width in zip(callbacks, widths):
+            callback([model.ops.as_contig(d[:, start : start + width]) for d in dY])
+            start += width
+        return []
+
+    return Y, backprop
 
 
 def gazetteer_features(*, types: Sequence[str] = (), max_alias_tokens: int = 8) -> Model[List[Doc], List[Floats2d]]:

@@ -2,8 +2,9 @@
 backbone with softmax or BIO-constrained CRF decoding and per-entity
 confidences."""
 import warnings
+from contextlib import contextmanager
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.kb import KnowledgeBase
@@ -26,6 +27,8 @@ from ..training.distill import soft_targets
 ENTS_MODES = ("respect", "overwrite")
 DEFAULT_SPANS_KEY = "transformer_ner"
 CONFIDENCE_ATTR = "ner_confidence"
+# Settings that shape inference only: a config override wins over the saved cfg.
+INFERENCE_SETTINGS = ("threshold", "confidence", "ents_mode", "spans_key", "abbreviations")
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -404,6 +407,28 @@ class TransformerNER(TrainablePipe):
         losses[self.name] += loss
         return losses
 
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "TransformerNER":
+        """Load the model and labels; the inference settings stay as configured.
+
+        bytes_data (bytes): The serialized component.
+        exclude (Iterable[str]): Fields to leave out.
+        RETURNS (TransformerNER): The component.
+        """
+        with _configured_settings(self):
+            super().from_bytes(bytes_data, exclude=exclude)
+        return self
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "TransformerNER":
+        """Load the model and labels; the inference settings stay as configured.
+
+        path (Union[str, Path]): The component's folder.
+        exclude (Iterable[str]): Fields to leave out.
+        RETURNS (TransformerNER): The component.
+        """
+        with _configured_settings(self):
+            super().from_disk(path, exclude=exclude)
+        return self
+
     def finish_update(self, sgd: Optimizer) -> None:
         """Step the optimizer, scaling the learning rate of the head's
         parameters by head_lr_scale (the tok2vec's own layers, if any, and
@@ -412,6 +437,18 @@ class TransformerNER(TrainablePipe):
         sgd (Optimizer): The optimizer.
         """
         finish_update_with_head_scale(self.model, sgd, head_lr_scale=self.cfg.get("head_lr_scale", 1.0))
+
+
+@contextmanager
+def _configured_settings(pipe: TransformerNER) -> Iterator[None]:
+    # The saved cfg restores the labels; settings that only shape inference
+    # come from the config, so `spacy.load(path, config=...)` can change them
+    # (spaCy writes the same values to config.cfg, so a plain load is as saved).
+    settings = {key: pipe.cfg[key] for key in INFERENCE_SETTINGS if key in pipe.cfg}
+    try:
+        yield
+    finally:
+        pipe.cfg.update(settings)
 
 
 def _span_confidence(span: Span) -> Optional[float]:
