@@ -38,7 +38,10 @@ RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 WNUT = ROOT.parent / "shared" / "data" / "wnut17"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
-SETTINGS = ("gold", "aug", "silver", "aug_silver")
+SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o")
+# silver_o: the same weak labels with every other token "O" (unlabelled
+# chemicals are then taught as outside); only where asked for with --only.
+OPTIONAL = ("silver_o",)
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
 SILVER_WEIGHT = 0.5
 SEED = 0
@@ -79,20 +82,28 @@ def sample_gold(fraction: str) -> Path:
     if rest:
         raw = folder / "hidden_gold_text.jsonl"
         raw.write_text("".join(json.dumps({"text": doc.text}) + "\n" for doc in rest))
-        bc5cdr_ner.run(
-            [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(folder / "silver.spacy"),
-             "--strip-prefix", "MESH:", "--missing-outside"],
-            folder / "weak_label.log",
-        )
+        _weak_label(raw, folder / "silver.spacy", "--missing-outside")
     return folder
 
 
-def link_silver(folder: Path) -> Path:
+def _weak_label(raw: Path, out: Path, *options: str) -> None:
+    if not out.exists():
+        bc5cdr_ner.run(
+            [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(out), "--strip-prefix",
+             "MESH:", *options],
+            out.with_suffix(".log"),
+        )
+
+
+def link_silver(folder: Path, setting: str) -> Path:
     """A folder with the gold sample and its silver, read together by
     silver_corpus.v1."""
-    both = folder / "gold_silver"
+    silver = folder / ("silver_o.spacy" if setting.endswith("silver_o") else "silver.spacy")
+    if setting.endswith("silver_o"):
+        _weak_label(folder / "hidden_gold_text.jsonl", silver)
+    both = folder / f"gold_{silver.stem}"
     both.mkdir(exist_ok=True)
-    for name, target in (("train.spacy", folder / "gold" / "train.spacy"), ("silver.spacy", folder / "silver.spacy")):
+    for name, target in (("train.spacy", folder / "gold" / "train.spacy"), ("silver.spacy", silver)):
         if not (both / name).exists():
             (both / name).symlink_to(target)
     return both
@@ -137,7 +148,11 @@ def runs(backbone: str, only: str) -> List[str]:
     names = [f"{fraction}_{setting}" for fraction in FRACTIONS for setting in SETTINGS]
     # 100% leaves no hidden-gold text to label: silver settings equal gold ones there.
     names = [name for name in names if not (name.startswith("100pct") and "silver" in name)]
-    return [name for name in names if not only or name == only or name.startswith(only + "_")]
+    optional = [name for name in names if name.split("_", 1)[1] in OPTIONAL]
+    return [
+        name for name in names
+        if name == only or (name not in optional and (not only or name.startswith(only + "_")))
+    ]
 
 
 @app.command()
@@ -148,7 +163,7 @@ def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) ->
         fraction, setting = name.split("_", 1)
         cfg = write_config(backbone, fraction, setting)
         folder = sample_gold(fraction)
-        data = link_silver(folder) if "silver" in setting else folder / "gold" / "train.spacy"
+        data = link_silver(folder, setting) if "silver" in setting else folder / "gold" / "train.spacy"
         out = WORK / backbone / name
         out.mkdir(parents=True, exist_ok=True)
         _train(cfg, out, data, BC5CDR / "dev.spacy", steps or default_steps, eval_frequency)
@@ -203,7 +218,8 @@ def report() -> None:
     results: Dict[str, Dict] = {}
     lines = []
     for backbone in BACKBONES:
-        rows = {name: _row(WORK / backbone / name) for name in runs(backbone, "")}
+        names = [f"{f}_{setting}" for f in FRACTIONS for setting in SETTINGS]
+        rows = {name: _row(WORK / backbone / name) for name in names}
         rows = {name: row for name, row in rows.items() if row.get("ents_f") is not None}
         full = rows.get("100pct_gold", {}).get("ents_f")
         wnut_rows = {s: _row(WORK / backbone / f"wnut17_{s}") for s in ("gold", "noise")}
@@ -225,6 +241,8 @@ def report() -> None:
                 f"| {fraction.replace('pct', '%')} | {setting.replace('_', ' + ')} | {_f(row)} | {_f(row, 'Chemical')} | "
                 f"{_f(row, 'Disease')} | {share} | {row['dev_f'] or 0:.3f} | {(row['train_seconds'] or 0) / 60:.1f} |"
             )
+        if any(name.endswith("silver_o") for name in rows):
+            lines += ["", "silver: weak labels, tokens outside a match left missing; silver o: the same with them \"O\"."]
         if wnut_rows:
             lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]
             for setting, row in wnut_rows.items():
@@ -252,7 +270,7 @@ def _plot(results: Dict[str, Dict]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for backbone, result in results.items():
         rows = result["bc5cdr"]
-        for setting in SETTINGS:
+        for setting in SETTINGS[:4]:
             points = [(FRACTIONS[f] * 100, rows[f"{f}_{setting}"]["ents_f"]) for f in FRACTIONS if f"{f}_{setting}" in rows]
             if setting.endswith("silver") and f"100pct_{setting.replace('silver', '').rstrip('_') or 'gold'}" in rows:
                 # 100% has no silver: its point is the same run without silver.
