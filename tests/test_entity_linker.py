@@ -342,7 +342,7 @@ def test_config_errors_are_clear(option, value, message):
 def test_shipped_config_builds_and_trains(bert_dir):
     """configs/ner_el.cfg with the tiny BERT: one shared transformer, the KB
     from paths.kb, a few updates, and the nel scores."""
-    from spacy_llm_ner.cli.convert import read_jsonl
+    from spacy_llm_ner.training.corpora import read_jsonl
 
     config = load_config(ROOT / "configs" / "ner_el.cfg", interpolate=True, overrides={
         "vars.transformer_name": bert_dir, "paths.kb": str(ROOT / "assets" / "demo_kb.jsonl"),
@@ -364,7 +364,7 @@ def test_shipped_config_builds_and_trains(bert_dir):
 
 
 def _emerson_data(nlp):
-    from spacy_llm_ner.cli.convert import read_jsonl
+    from spacy_llm_ner.training.corpora import read_jsonl
 
     with (EMERSON / "entities.csv").open(encoding="utf8") as f:
         records = [EntityRecord(qid, name, aliases=["Emerson"], description=desc) for qid, name, desc in csv.reader(f)]
