@@ -19,10 +19,10 @@ from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
 from ..ml.features import GAZETTEER, fill_gazetteer
-from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
+from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
 
 ENTS_MODES = ("respect", "overwrite")
 DEFAULT_SPANS_KEY = "transformer_ner"
