@@ -80,17 +80,47 @@ def write_config(system: str) -> Path:
     return path
 
 
-@app.command()
-def convert(data: Path = DEFAULT_DATA) -> None:
-    WORK.mkdir(parents=True, exist_ok=True)
+def convert_splits(data: Path, work: Path, *, suffix: str, fmt: str) -> None:
+    """Convert data/{train,dev,test}{suffix} to work/{split}.spacy (once)."""
+    work.mkdir(parents=True, exist_ok=True)
     for split in ("train", "dev", "test"):
-        out = WORK / f"{split}.spacy"
+        out = work / f"{split}.spacy"
         if not out.exists():
             run(
-                [sys.executable, "-m", "spacy_llm_ner", "convert", str(data / f"{split}.PubTator.txt"),
-                 str(out), "--format", "pubtator"],
-                WORK / f"convert_{split}.log",
+                [sys.executable, "-m", "spacy_llm_ner", "convert", str(data / f"{split}{suffix}"), str(out),
+                 "--format", fmt],
+                work / f"convert_{split}.log",
             )
+
+
+def train_pipeline(cfg: Path, out: Path, *, train: Path, dev: Path, steps: int, eval_frequency: int, log: Path) -> None:
+    """`spacy train` one config; its wall-clock seconds and steps go to
+    out/train_seconds.json."""
+    seconds = run(
+        [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out), "--paths.train", str(train),
+         "--paths.dev", str(dev), "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
+        log,
+    )
+    (out / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
+
+
+def is_trained(out: Path, steps: int) -> bool:
+    """Whether out/ holds a run of `steps` steps (from train_pipeline)."""
+    done = out / "train_seconds.json"
+    return done.exists() and json.loads(done.read_text()).get("steps") == steps
+
+
+def test_texts() -> List[str]:
+    """The converted BC5CDR test texts."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    return [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+
+
+@app.command()
+def convert(data: Path = DEFAULT_DATA) -> None:
+    convert_splits(data, WORK, suffix=".PubTator.txt", fmt="pubtator")
 
 
 @app.command()
@@ -98,15 +128,10 @@ def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "")
     for system in SYSTEMS:
         if only and only not in slug(system):
             continue
-        cfg = write_config(system)
-        out = WORK / slug(system)
-        seconds = run(
-            [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out),
-             "--paths.train", str(WORK / "train.spacy"), "--paths.dev", str(WORK / "dev.spacy"),
-             "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
-            WORK / f"train_{slug(system)}.log",
+        train_pipeline(
+            write_config(system), WORK / slug(system), train=WORK / "train.spacy", dev=WORK / "dev.spacy",
+            steps=steps, eval_frequency=eval_frequency, log=WORK / f"train_{slug(system)}.log",
         )
-        (out / "train_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
 
 
 def test_scores(model: Path, test: Path = WORK / "test.spacy", *, overrides: Optional[Dict] = None) -> Dict:
@@ -183,10 +208,7 @@ def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size:
 
 @app.command()
 def speed(only: str = "", ceiling: bool = True) -> None:
-    import spacy
-    from spacy.tokens import DocBin
-
-    texts = [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    texts = test_texts()
     for system in SYSTEMS:
         model = WORK / slug(system) / "model-best"
         if model.exists() and (not only or only in slug(system)):

@@ -121,7 +121,6 @@ def write_config(backbone: str, fraction: str, setting: str) -> Path:
 
     cfg_name = BACKBONES[backbone][0]
     config = util.load_config(ROOT / "configs" / cfg_name, interpolate=False)
-    folder = sample_gold(fraction)
     _fixed_inference(config)
     train = config["corpora"]["train"]
     if "silver" in setting:
@@ -136,15 +135,11 @@ def write_config(backbone: str, fraction: str, setting: str) -> Path:
 
 
 def _train(cfg: Path, out: Path, train: Path, dev: Path, steps: int, eval_frequency: int) -> None:
-    done = out / "train_seconds.json"
-    if done.exists() and json.loads(done.read_text()).get("steps") == steps:
-        return
-    seconds = bc5cdr_ner.run(
-        [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out), "--paths.train", str(train),
-         "--paths.dev", str(dev), "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
-        out.parent / f"train_{out.name}.log",
-    )
-    done.write_text(json.dumps({"seconds": seconds, "steps": steps}))
+    if not bc5cdr_ner.is_trained(out, steps):
+        bc5cdr_ner.train_pipeline(
+            cfg, out, train=train, dev=dev, steps=steps, eval_frequency=eval_frequency,
+            log=out.parent / f"train_{out.name}.log",
+        )
 
 
 def _evaluate(out: Path, test: Path) -> None:
@@ -185,14 +180,7 @@ def wnut(backbone: str = "cnn", steps: Optional[int] = None) -> None:
 
     cfg_name, default_steps, eval_frequency = BACKBONES[backbone]
     data = WORK / "wnut17"
-    data.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "dev", "test"):
-        if not (data / f"{split}.spacy").exists():
-            bc5cdr_ner.run(
-                [sys.executable, "-m", "spacy_llm_ner", "convert", str(WNUT / f"{split}.conll"),
-                 str(data / f"{split}.spacy"), "--format", "conll"],
-                data / f"convert_{split}.log",
-            )
+    bc5cdr_ner.convert_splits(WNUT, data, suffix=".conll", fmt="conll")
     for setting in ("gold", "noise"):
         config = util.load_config(ROOT / "configs" / cfg_name, interpolate=False)
         _fixed_inference(config)
@@ -281,10 +269,10 @@ def _plot(results: Dict[str, Dict]) -> None:
         rows = result["bc5cdr"]
         for setting in SETTINGS[:4]:
             points = [(FRACTIONS[f] * 100, rows[f"{f}_{setting}"]["ents_f"]) for f in FRACTIONS if f"{f}_{setting}" in rows]
-            if setting.endswith("silver") and f"100pct_{setting.replace('silver', '').rstrip('_') or 'gold'}" in rows:
-                # 100% has no silver: its point is the same run without silver.
-                base = setting.replace("silver", "").rstrip("_") or "gold"
-                points.append((100.0, rows[f"100pct_{base}"]["ents_f"]))
+            # 100% has no silver: its point is the same run without silver.
+            without_silver = f"100pct_{setting.replace('silver', '').rstrip('_') or 'gold'}"
+            if setting.endswith("silver") and without_silver in rows:
+                points.append((100.0, rows[without_silver]["ents_f"]))
             if points:
                 xs, ys = zip(*sorted(points))
                 ax.plot(xs, ys, marker="o", label=f"{backbone}: {setting.replace('_', ' + ')}")

@@ -129,27 +129,18 @@ def _selected(only: str) -> List[str]:
 def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "", force: bool = False) -> None:
     """Train the variants not trained yet (same steps, seed, optimizer)."""
     for slug in _selected(only):
-        out = WORK / slug
-        done = out / "train_seconds.json"
-        if done.exists() and json.loads(done.read_text()).get("steps") == steps and not force:
+        if bc5cdr_ner.is_trained(WORK / slug, steps) and not force:
             continue
-        cfg = write_config(slug)
-        seconds = bc5cdr_ner.run(
-            [sys.executable, "-m", "spacy", "train", str(cfg), "-o", str(out),
-             "--paths.train", str(WORK / "train.spacy"), "--paths.dev", str(WORK / "dev.spacy"),
-             "--training.max_steps", str(steps), "--training.eval_frequency", str(eval_frequency)],
-            WORK / f"train_{slug}.log",
+        bc5cdr_ner.train_pipeline(
+            write_config(slug), WORK / slug, train=WORK / "train.spacy", dev=WORK / "dev.spacy", steps=steps,
+            eval_frequency=eval_frequency, log=WORK / f"train_{slug}.log",
         )
-        done.write_text(json.dumps({"seconds": seconds, "steps": steps}))
 
 
 @app.command()
 def evaluate(only: str = "") -> None:
     """Test P/R/F (model-best on dev) and nlp.pipe words/s of each variant."""
-    import spacy
-    from spacy.tokens import DocBin
-
-    texts = [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    texts = bc5cdr_ner.test_texts()
     for slug in _selected(only):
         model, out = WORK / slug / "model-best", WORK / slug
         if not model.exists():
@@ -177,10 +168,7 @@ def _dev_best(slug: str) -> float:
 def speed(repeats: int = 2) -> None:
     """Words/s of every trained variant and of the bare backbone, in one run
     on a quiet machine (evaluate's figures may have shared the CPU)."""
-    import spacy
-    from spacy.tokens import DocBin
-
-    texts = [doc.text for doc in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
+    texts = bc5cdr_ner.test_texts()
     for slug in VARIANTS:
         model = WORK / slug / "model-best"
         if slug == "ours_crf" and not model.exists():
@@ -197,7 +185,6 @@ def speed(repeats: int = 2) -> None:
 def _untrained(slug: str) -> Path:
     """The variant's pipeline initialized on a few training docs, not
     trained: for words/s alone, which does not depend on the weights."""
-    import spacy
     from spacy import util
     from spacy.tokens import DocBin
     from spacy.training import Example
