@@ -84,6 +84,16 @@ class TagSet:
         nxt = kinds[None, :]
         return same & (kinds[:, None] != O) & ((nxt == I) | (nxt == L))
 
+    def tags_without(self, labels: Iterable[str]) -> numpy.ndarray:
+        """Which tags are of none of `labels` ("O" always is): what a missing
+        token may be when a source says it is none of them.
+
+        labels (Iterable[str]): Entity labels ruled out; unknown ones ignored.
+        RETURNS (ndarray): Boolean (n_tags,) array.
+        """
+        excluded = [i for i, label in enumerate(self.labels) if label in set(labels)]
+        return ~numpy.isin(self.label_ids, excluded)
+
     def from_biluo(self, biluo: Sequence[Optional[str]]) -> numpy.ndarray:
         """Map spaCy's aligned BILUO strings to tag ids; -1 marks a missing
         or misaligned token (None or "-"), which the loss leaves open.

@@ -136,6 +136,55 @@ def test_missing_gold_tags_are_not_penalised():
     assert numpy.abs(grad.emissions[0]).max() == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_weak_labels_make_missing_tokens_partial_labels(decoder):
+    """On a silver doc, a missing token is "none of the weak labeller's
+    labels": a model that puts mass on DIS there is penalised, one that
+    puts it on CHEM is not, and the gradient is that of the loss."""
+    from spacy.training import Example
+
+    fix_random_seed(0)
+    nlp = make_nlp("tok2vec", decoder=decoder)
+    ner = nlp.get_pipe("transformer_ner")
+    nlp.initialize(lambda: examples(nlp, TRAIN_DATA))
+    text = "Aspirin causes headache"
+    doc = nlp.get_pipe("tok2vec")(nlp.make_doc(text))
+    scores = ner.model.predict([doc])
+    tagset = ner.tagset
+
+    def loss_of(weak_labels, emissions=None):
+        reference = nlp.make_doc(text)
+        if weak_labels is not None:
+            reference.user_data["weak_labels"] = weak_labels
+        s = scores if emissions is None else scores._replace(emissions=[ner.model.ops.asarray2f(emissions)])
+        return ner.get_loss([Example(doc, reference)], s)
+
+    assert loss_of(None)[0] == pytest.approx(0.0, abs=1e-9)
+    loss, grad = loss_of(["DIS"])
+    assert loss > 1e-3 and numpy.abs(grad.emissions[0]).max() > 1e-6
+    # Raising a DIS tag's score raises the loss, raising a CHEM one's does not.
+    base = numpy.asarray(scores.emissions[0], dtype="f8")
+    for tag, sign in (("U-DIS", 1), ("U-CHEM", -1)):
+        pushed = base.copy()
+        pushed[:, tagset.index[tag]] += 3.0
+        assert sign * (loss_of(["DIS"], pushed)[0] - loss) > 0
+    # Finite differences agree with the gradient on one emission.
+    eps, column = 1e-3, tagset.index["B-DIS"]
+    shifted = base.copy()
+    shifted[1, column] += eps
+    numeric = (loss_of(["DIS"], shifted)[0] - loss) / eps
+    assert numeric == pytest.approx(float(grad.emissions[0][1, column]), rel=0.05, abs=1e-4)
+
+
+def test_tags_without_labels():
+    from spacy_llm_ner.tags import TagSet
+
+    tagset = TagSet(("Chemical", "Disease"))
+    kept = [tag for tag, ok in zip(tagset.tags, tagset.tags_without(["Disease", "Other"])) if ok]
+    assert kept == ["O", "B-Chemical", "I-Chemical", "L-Chemical", "U-Chemical"]
+    assert tagset.tags_without([]).all()
+
+
 def test_chinese_characters_with_cnn():
     data = [
         ("阿司匹林导致头痛。", [(0, 4, "CHEM"), (6, 8, "DIS")]),

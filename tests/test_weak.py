@@ -98,6 +98,9 @@ def test_types_filter_and_counts():
     assert found(docs[0]) == [("Lithium", "Chemical", "C1")]
     assert labeler.stats.docs == 2 and labeler.stats.docs_with_mentions == 1
     assert labeler.stats.mentions == {"Chemical": 1}
+    # What the labeller covers, so that a missing token is known to be none of it.
+    assert [doc.user_data["weak_labels"] for doc in docs] == [["Chemical"], ["Chemical"]]
+    assert WeakLabeler(RECORDS).labels == ["Chemical", "Disease"]
 
 
 def test_read_raw_docs_names_file_line_and_field(tmp_path):

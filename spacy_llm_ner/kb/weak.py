@@ -27,7 +27,11 @@ the doc counts such matches in ``user_data["weak_ambiguous"]``.
 Each labelled doc gets ``doc.ents`` (label = record type, kb_id = entity
 id), the same spans in ``doc.spans["weak"]``, and ``user_data["silver"] =
 True``. Tokens outside the matches are "O" (the KB is assumed complete), or
-missing with ``missing_outside=True``.
+missing with ``missing_outside=True``. Either way ``user_data["weak_labels"]``
+lists the labels the KB holds: a missing token of a silver doc is then known
+to be none of them (a Disease vocabulary finds every Disease it labels, and
+says nothing about chemicals), which `transformer_ner`'s loss uses as a
+partial label.
 """
 import json
 from collections import Counter
@@ -45,6 +49,7 @@ from .records import EntityRecord
 
 SILVER_KEY = "silver"
 AMBIGUOUS_KEY = "weak_ambiguous"
+LABELS_KEY = "weak_labels"
 SPANS_KEY = "weak"
 _ARRAY_ATTRS = [IDX, LENGTH, IS_SPACE, SPACY]
 DEFAULT_LABEL = "ENTITY"
@@ -155,6 +160,7 @@ class WeakLabeler:
             self._n_entities[self.trie[key]] = len(indices)
         self._ids = entity_ids
         self._labels = labels
+        self.labels: List[str] = sorted(set(labels))
         self.max_key_length = max((len(k) for k in by_key), default=0)
         self.n_ambiguous_keys = sum(n > 1 for n in self._n_entities)
         self.stats = WeakLabelStats()
@@ -250,6 +256,7 @@ class WeakLabeler:
         ambiguous = sum(m.n_entities > 1 for m in found)
         doc.user_data[SILVER_KEY] = True
         doc.user_data[AMBIGUOUS_KEY] = ambiguous
+        doc.user_data[LABELS_KEY] = list(self.labels)
         self.stats.docs += 1
         self.stats.docs_with_mentions += bool(found)
         self.stats.mentions.update(m.label for m in found)

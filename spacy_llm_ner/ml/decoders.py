@@ -16,14 +16,21 @@ CONFIDENCES = ("mean", "min")
 Decoded = Tuple[numpy.ndarray, numpy.ndarray]  # spans (n, 3), confidences (n,)
 
 
-def gold_masks(gold: Sequence[numpy.ndarray], n_tags: int) -> List[numpy.ndarray]:
+OpenTags = Optional[Sequence[Optional[numpy.ndarray]]]
+
+
+def gold_masks(
+    gold: Sequence[numpy.ndarray], n_tags: int, open_tags: OpenTags = None
+) -> List[numpy.ndarray]:
     """Boolean (length, n_tags) masks of the tags the gold allows: one tag
-    where it is known, all tags where it is missing (-1)."""
+    where it is known; where it is missing (-1), the doc's open tags (a
+    (n_tags,) boolean row, e.g. "not Disease" on silver), else all tags."""
     masks = []
-    for ids in gold:
+    for i, ids in enumerate(gold):
         mask = numpy.zeros((len(ids), n_tags), dtype=bool)
         known = ids >= 0
-        mask[~known] = True
+        row = open_tags[i] if open_tags is not None else None
+        mask[~known] = True if row is None else row
         mask[numpy.flatnonzero(known), ids[known]] = True
         masks.append(mask)
     return masks
@@ -64,8 +71,17 @@ class Decoder:
         return emissions
 
     def get_loss(
-        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+        self, scores: TagScores, gold: Sequence[numpy.ndarray], *, open_tags: OpenTags = None
     ) -> Tuple[float, TagScores]:
+        """Negative log-likelihood of the tags the gold allows, and its
+        gradient.
+
+        scores (TagScores): Model output for the batch.
+        gold (Sequence[ndarray]): Per doc, tag ids, -1 where missing.
+        open_tags (OpenTags): Per doc, None or a (n_tags,) boolean row of the
+            tags a missing token may take (default: all).
+        RETURNS (Tuple[float, TagScores]): Loss and its gradient.
+        """
         raise NotImplementedError
 
     def token_marginals(self, scores: TagScores) -> List[numpy.ndarray]:
@@ -177,12 +193,12 @@ class CRFDecoder(Decoder):
         )
 
     def get_loss(
-        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+        self, scores: TagScores, gold: Sequence[numpy.ndarray], *, open_tags: OpenTags = None
     ) -> Tuple[float, TagScores]:
         emissions = _as_numpy(scores.emissions)
         params = self.params(scores)
         n_tags = len(self.tagset)
-        masks = gold_masks(gold, n_tags)
+        masks = gold_masks(gold, n_tags, open_tags)
         d_emissions = [numpy.zeros_like(e) for e in emissions]
         d_trans = numpy.zeros((n_tags, n_tags))
         d_start = numpy.zeros(n_tags)
@@ -256,19 +272,20 @@ class SoftmaxDecoder(Decoder):
         return [numpy.exp(self.unary(e)) for e in _as_numpy(scores.emissions)]
 
     def get_loss(
-        self, scores: TagScores, gold: Sequence[numpy.ndarray]
+        self, scores: TagScores, gold: Sequence[numpy.ndarray], *, open_tags: OpenTags = None
     ) -> Tuple[float, TagScores]:
         ops = get_current_ops()
         emissions = _as_numpy(scores.emissions)
+        masks = gold_masks(gold, len(self.tagset), open_tags)
         loss = 0.0
         d_emissions = []
-        for logits, ids in zip(emissions, gold):
-            log_probs = self.unary(logits)
-            known = ids >= 0
-            grad = numpy.exp(log_probs)
-            grad[numpy.flatnonzero(known), ids[known]] -= 1.0
-            grad[~known] = 0.0
-            loss -= float(log_probs[numpy.flatnonzero(known), ids[known]].sum())
+        for logits, mask in zip(emissions, masks):
+            # -log P(tag in allowed set): cross-entropy where one tag is
+            # allowed, zero where all are, in between for partial labels.
+            probs = numpy.exp(self.unary(logits))
+            allowed = (probs * mask).sum(axis=1, keepdims=True)
+            grad = probs - probs * mask / numpy.maximum(allowed, 1e-300)
+            loss -= float(numpy.log(numpy.maximum(allowed, 1e-300)).sum())
             d_emissions.append(ops.asarray(grad, dtype="f"))
         zeros = ops.alloc2f(*scores.transitions.shape)
         d_scores = TagScores(

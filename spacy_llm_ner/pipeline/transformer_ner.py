@@ -18,6 +18,7 @@ from thinc.api import Config, Model, Optimizer
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
+from ..kb.weak import LABELS_KEY
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
@@ -355,7 +356,8 @@ class TransformerNER(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
         """CRF negative log-likelihood or softmax cross-entropy per token,
-        with missing gold tags left open, plus distill_weight x KL from the
+        with missing gold tags left open (on weakly labelled docs, open to
+        every tag but those of the labels the weak labeller covers), plus distill_weight x KL from the
         teacher's tag distributions on docs that carry them.
 
         examples (Iterable[Example]): The batch.
@@ -365,7 +367,8 @@ class TransformerNER(TrainablePipe):
         validate_examples(examples, "TransformerNER.get_loss")
         tagset = self.tagset
         gold = [tagset.from_biluo(eg.get_aligned_ner()) for eg in examples]
-        loss, d_scores = self.decoder.get_loss(scores, gold)
+        open_tags = [_open_tags(eg, tagset) for eg in examples]
+        loss, d_scores = self.decoder.get_loss(scores, gold, open_tags=open_tags)
         weight = self.cfg.get("distill_weight", 1.0)
         targets = [soft_targets(eg, tagset.tags) for eg in examples] if weight > 0 else []
         if any(t is not None for t in targets):
@@ -449,6 +452,14 @@ def _configured_settings(pipe: TransformerNER) -> Iterator[None]:
         yield
     finally:
         pipe.cfg.update(settings)
+
+
+def _open_tags(example: Example, tagset: TagSet) -> Optional[numpy.ndarray]:
+    """The tags a missing token of the example may take: on a weakly
+    labelled doc none of the labeller's labels (its matches are all it
+    would have labelled), else any (None)."""
+    weak_labels = example.reference.user_data.get(LABELS_KEY)
+    return tagset.tags_without(weak_labels) if weak_labels else None
 
 
 def _span_confidence(span: Span) -> Optional[float]:
