@@ -6,6 +6,7 @@ trained there with the same config is not trained again).
 
     python benchmarks/ner_ablation.py all --steps 500
     python benchmarks/ner_ablation.py train --only lexical
+    python benchmarks/ner_ablation.py wnut --steps 300   # second domain: shipped ner.cfg beside stock ner
 
 Writes benchmarks/results/ner_ablation.json and .md.
 """
@@ -24,6 +25,10 @@ ROOT = bc5cdr_ner.ROOT
 WORK = bc5cdr_ner.WORK
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
+WNUT = ROOT.parent / "shared" / "data" / "wnut17"
+WNUT_WORK = WORK.parent / "wnut17_ner"
+# The shipped NER config as it is, and spaCy's stock `ner` on the same backbone.
+WNUT_SYSTEMS = {"shipped": "configs/ner.cfg (shipped)", "spaCy_stock": "spaCy ner (stock), same backbone"}
 NER = "transformer_ner"
 STEPS_DEFAULT = 500
 # Inference-time abbreviation consistency, scored for every trained variant.
@@ -152,6 +157,34 @@ def evaluate(only: str = "") -> None:
             (out / "test_scores_abbr.json").write_text(json.dumps(scores, indent=2))
         if not (out / "speed.json").exists():
             (out / "speed.json").write_text(json.dumps(bc5cdr_ner.words_per_second(model, texts)))
+        if not (out / "footprint.json").exists():
+            (out / "footprint.json").write_text(json.dumps(footprint(model)))
+
+
+def footprint(model: Path) -> Dict[str, float]:
+    """Backbone parameters (trainable / total), the NER head's, and the
+    pipeline's size on disk; for LoRA also the adapters' fp32 bytes, the
+    checkpoint an adapter-only export would need.
+
+    model (Path): A pipeline folder.
+    RETURNS (Dict[str, float]): The counts and sizes (MB).
+    """
+    import spacy
+
+    from spacy_llm_ner.ml.lora import parameter_counts
+
+    nlp = spacy.load(model)
+    counts = parameter_counts(nlp.get_pipe("transformer").model)
+    head = sum(
+        node.get_param(name).size for node in nlp.get_pipe(NER).model.walk() for name in node.param_names
+        if node.has_param(name)
+    ) if NER in nlp.pipe_names else 0
+    disk = sum(f.stat().st_size for f in model.rglob("*") if f.is_file())
+    lora = bool(nlp.get_pipe("transformer").model.attrs.get("lora"))
+    return {
+        "backbone_trainable": counts["trainable"], "backbone_total": counts["total"], "head_params": int(head),
+        "size_mb": disk / 1e6, "adapter_mb": counts["trainable"] * 4 / 1e6 if lora else None,
+    }
 
 
 def _load(slug: str, name: str) -> Dict:
@@ -208,6 +241,7 @@ def _row(slug: str) -> Dict:
         return {
             **scores, **_load(slug, "speed.json"), "dev_f": _dev_best(slug), "abbr_f": abbr.get("ents_f"),
             "abbr_per_type": abbr.get("ents_per_type"), **{f"train_{k}": v for k, v in train.items()},
+            "footprint": _load(slug, "footprint.json") or None,
         }
     earlier = json.loads((RESULTS / "bc5cdr_ner.json").read_text()).get(EARLIER.get(slug, ""), {})
     if not earlier:
@@ -247,10 +281,84 @@ def report() -> None:
     if any("earlier_run" in row for row in rows.values()):
         lines += ["", "¹ from `benchmarks/bc5cdr_ner.py`'s run (same config, steps and seed; not re-trained here); "
                   "its words/s are those of the same pipeline untrained, measured in this run."]
+    lines += _footprint_table(rows)
+    wnut_rows = {slug: _wnut_row(slug) for slug in WNUT_SYSTEMS}
+    wnut_rows = {slug: row for slug, row in wnut_rows.items() if row}
+    if wnut_rows:
+        rows["wnut17"] = wnut_rows
+        lines += _wnut_table(wnut_rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ner_ablation.json").write_text(json.dumps(rows, indent=2))
     (RESULTS / "ner_ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _footprint_table(rows: Dict) -> List[str]:
+    measured = {slug: row for slug, row in rows.items() if row.get("footprint")}
+    if not measured:
+        return []
+    lines = [
+        "", "| variant | backbone params trained | NER head params | pipeline on disk MB | adapters alone MB | train min |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in measured.values():
+        fp = row["footprint"]
+        adapters = f"{fp['adapter_mb']:.1f}" if fp.get("adapter_mb") else ""
+        minutes = f"{row['train_seconds'] / 60:.0f}" if row.get("train_seconds") else ""
+        lines.append(
+            f"| {row['name']} | {fp['backbone_trainable'] / 1e6:.2f}M of {fp['backbone_total'] / 1e6:.2f}M | "
+            f"{fp['head_params'] / 1e6:.2f}M | {fp['size_mb']:.0f} | {adapters} | {minutes} |"
+        )
+    return lines
+
+
+@app.command()
+def wnut(steps: int = 300, eval_frequency: int = 50, force: bool = False) -> None:
+    """WNUT-17 (second domain): the shipped configs/ner.cfg as it is, and
+    spaCy's stock `ner` on the same backbone, same steps and seed; model-best
+    on dev, scored on test."""
+    from spacy import util
+
+    bc5cdr_ner.convert_splits(WNUT, WNUT_WORK, suffix=".conll", fmt="conll")
+    for slug in WNUT_SYSTEMS:
+        out = WNUT_WORK / slug
+        if slug == "spaCy_stock":
+            cfg = bc5cdr_ner.write_config("spaCy ner (stock)")
+        else:
+            cfg = WNUT_WORK / "shipped.cfg"
+            util.load_config(ROOT / "configs" / "ner.cfg", interpolate=False).to_disk(cfg)
+        if force or not bc5cdr_ner.is_trained(out, steps):
+            bc5cdr_ner.train_pipeline(
+                cfg, out, train=WNUT_WORK / "train.spacy", dev=WNUT_WORK / "dev.spacy", steps=steps,
+                eval_frequency=eval_frequency, log=WNUT_WORK / f"train_{slug}.log",
+            )
+        scores = bc5cdr_ner.test_scores(out / "model-best", WNUT_WORK / "test.spacy")
+        (out / "test_scores.json").write_text(json.dumps(scores, indent=2))
+
+
+def _wnut_row(slug: str) -> Dict:
+    out = WNUT_WORK / slug
+    if not (out / "test_scores.json").exists():
+        return {}
+    meta = json.loads((out / "model-best" / "meta.json").read_text())
+    return {
+        "name": WNUT_SYSTEMS[slug], **json.loads((out / "test_scores.json").read_text()),
+        "dev_f": meta.get("performance", {}).get("ents_f"), **json.loads((out / "train_seconds.json").read_text()),
+    }
+
+
+def _wnut_table(rows: Dict) -> List[str]:
+    steps = {row["steps"] for row in rows.values()}
+    lines = [
+        "", f"WNUT-17 (second domain), MiniLM-L6, {'/'.join(map(str, sorted(steps)))} steps, seed 0, model-best on dev:",
+        "", "| system | dev F | test P | test R | test F | train min |", "|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        lines.append(
+            f"| {row['name']} | {row['dev_f'] or 0:.3f} | {row['ents_p']:.3f} | {row['ents_r']:.3f} | "
+            f"{row['ents_f']:.3f} | {row['seconds'] / 60:.0f} |"
+        )
+    return lines
 
 
 @app.command("all")

@@ -93,6 +93,26 @@ def test_schwartz_hearst_examples():
     assert found["HCC"] == "hepatocellular carcinoma"  # short form (long form)
     defs = find_abbreviation_definitions(text)
     assert text[defs[0].start : defs[0].start + 3] == "CKD"
+    # Both forms carry their offsets, in both orders of definition.
+    for abbr in defs:
+        assert text[abbr.start : abbr.start + len(abbr.short)] == abbr.short
+        assert text[abbr.long_start : abbr.long_start + len(abbr.long)] == abbr.long
+    assert {a.short: a.long_start for a in defs}["HCC"] == text.index("hepatocellular")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["chronic", "kidney", "disease", "(CKD)", "(KD)", "CKD", "(", ")", ", ", ". ", "  ",
+                         "\n", "heart", "(heart failure)", "HF", "(HF;", "x-ray", "(X)"]),
+        max_size=25,
+    )
+)
+def test_abbreviation_offsets_point_at_both_forms(pieces):
+    text = " ".join(pieces)
+    for abbr in find_abbreviation_definitions(text):
+        assert text[abbr.start : abbr.start + len(abbr.short)] == abbr.short
+        assert text[abbr.long_start : abbr.long_start + len(abbr.long)] == abbr.long
 
 
 @pytest.mark.parametrize(

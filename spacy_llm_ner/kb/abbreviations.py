@@ -22,11 +22,14 @@ class Abbreviation:
     short (str): The short form, e.g. "CKD".
     long (str): The long form, e.g. "chronic kidney disease".
     start (int): Character offset of the short form in the text.
+    long_start (int): Character offset of the long form in the text (-1
+        where the definition was made by hand, not found in a text).
     """
 
     short: str
     long: str
     start: int
+    long_start: int = -1
 
 
 def _has_letter(text: str) -> bool:
@@ -99,7 +102,8 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
     """Every abbreviation definition in the text, in order.
 
     text (str): Plain text (e.g. a title and abstract).
-    RETURNS (List[Abbreviation]): The definitions, with the short form's offset.
+    RETURNS (List[Abbreviation]): The definitions, with the offsets of the
+        short and the long form.
     """
     found: List[Abbreviation] = []
     lower_bound = 0  # the reference code searches after the previous "(" only
@@ -114,6 +118,7 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
         long = text[long_start:open_paren]
         short = text[open_paren + 1 : close_paren]
         short_start = open_paren + 1
+        long_offset = long_start
         for sep in (", ", "; "):
             cut = short.find(sep)
             if cut > -1:
@@ -123,14 +128,20 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
             word_start = text.rfind(" ", lower_bound, max(lower_bound, open_paren - 1)) + 1
             word_start = max(word_start, lower_bound)
             long, short = short, text[word_start : open_paren - 1]
-            short_start = word_start
+            short_start, long_offset = word_start, open_paren + 1
             if not _has_capital(short):
                 short = ""
+        # The accepted long form is a suffix of the stripped candidate, so
+        # its offset follows from where the stripped candidate ends.
+        long_end = long_offset + len(long.rstrip())
         short, long = short.strip(), long.strip()
         if _is_valid_short_form(short):
             accepted = _accept(short, long)
             if accepted is not None:
-                found.append(Abbreviation(short=short, long=accepted.strip(), start=short_start))
+                accepted = accepted.strip()
+                found.append(
+                    Abbreviation(short=short, long=accepted, start=short_start, long_start=long_end - len(accepted))
+                )
         lower_bound = open_paren
         open_paren = text.find(" (", open_paren)
     return found

@@ -9,25 +9,15 @@ predicted entity, every use of its short form in the document gets that
 entity's label and confidence; in "consistent" mode, uses of a short form
 whose long form is no entity also lose their predictions.
 """
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Set, Tuple
 
 from spacy.tokens import Doc
 
-from ..kb.abbreviations import Abbreviation, find_abbreviation_definitions
+from ..kb.abbreviations import find_abbreviation_definitions
 
 # ((start token, end token, label index), confidence), as the decoders give them.
 Scored = Tuple[Tuple[int, int, int], float]
 ABBREVIATION_MODES = ("none", "propagate", "consistent")
-
-
-def _long_form_chars(text: str, abbr: Abbreviation) -> Optional[Tuple[int, int]]:
-    # "long (short)": the long form ends just before " (". "short (long)": it
-    # follows the short form inside the parentheses.
-    end = abbr.start - 2
-    if end >= len(abbr.long) and text[end - len(abbr.long) : end] == abbr.long:
-        return end - len(abbr.long), end
-    start = text.find(abbr.long, abbr.start + len(abbr.short))
-    return (start, start + len(abbr.long)) if start > -1 else None
 
 
 class _Occurrences:
@@ -69,9 +59,9 @@ def propagate_abbreviations(
     occurrences = _Occurrences(doc)
     seen: Set[str] = set()
     for abbr in definitions:
-        chars = _long_form_chars(doc.text, abbr)
+        chars = (abbr.long_start, abbr.long_start + len(abbr.long))
         short = doc.char_span(abbr.start, abbr.start + len(abbr.short))
-        if abbr.short in seen or chars is None or short is None:
+        if abbr.short in seen or short is None:
             continue
         seen.add(abbr.short)
         source, score = by_end_char.get(chars[1], (None, 0.0))
