@@ -161,12 +161,14 @@ def evaluate(only: str = "") -> None:
         (WORK / slug(system) / "test_scores.json").write_text(json.dumps(test_scores(model), indent=2))
 
 
-def words_per_second(model: Path, texts: List[str], repeats: int = 2) -> Dict[str, float]:
+def words_per_second(
+    model: Path, texts: List[str], repeats: int = 2, *, overrides: Optional[Dict] = None
+) -> Dict[str, float]:
     import spacy
     import torch
 
     torch.set_num_threads(2)
-    nlp = spacy.load(model)
+    nlp = spacy.load(model, config=overrides or {})
     list(nlp.pipe(texts[:32]))  # warm-up
     best = 0.0
     for _ in range(repeats):

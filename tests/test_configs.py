@@ -17,7 +17,7 @@ DEMO_KB = ROOT / "assets" / "demo_kb.jsonl"
 
 def _build(name: str, model_dir: str, **overrides):
     config = load_config(ROOT / "configs" / f"{name}.cfg", interpolate=True, overrides={
-        "vars.transformer_name": model_dir, "vars.window": 16, "vars.stride": 16, **overrides,
+        "vars.transformer_name": model_dir, "vars.window": 16, "vars.stride": 16, "vars.predict_stride": 16, **overrides,
     })
     return spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 

@@ -49,7 +49,7 @@ def test_every_registered_name_is_an_entry_point():
 import json, spacy_llm_ner
 from spacy.util import registry
 found = {}
-for reg in ("architectures", "misc", "readers", "augmenters", "scorers", "layers", "callbacks"):
+for reg in ("architectures", "misc", "readers", "augmenters", "scorers", "layers", "callbacks", "span_getters"):
     names = [n for n in getattr(registry, reg).get_all() if n.startswith("spacy_llm_ner.")]
     if names:
         found[reg] = sorted(names)

@@ -108,6 +108,7 @@ def build_transformer_model(
     from spacy_transformers.architectures import create_TransformerModel_v3
 
     from .bucketing import bucket_predictions
+    from .spans import PredictionSpans
 
     model = create_TransformerModel_v3(
         resolve_model_name(name),
@@ -117,6 +118,9 @@ def build_transformer_model(
         mixed_precision,
         dict(grad_scaler_config),
     )
+    # A span getter with its own prediction windows (ml/spans.py) is asked
+    # for them whenever the model runs without gradients.
+    model._func = PredictionSpans(model._func)
     # Same outputs, less padding at prediction time (see ml/bucketing.py).
     return bucket_predictions(model)
 
