@@ -5,10 +5,11 @@ data, and WNUT-17 with and without the noise augmenter.
 - gold: a seeded sample of the BC5CDR train documents.
 - silver: the *other* train documents with their gold hidden, labelled by the
   project's own `weak-label` command from the CTD vocabulary (Disease only;
-  tokens outside a match are left missing, not "O", and the docs say that
-  the labeller covers Disease, so the loss takes such a token as "not
-  Disease": unlabelled chemicals are not taught as outside, and Disease is
-  not left unconstrained), read with `spacy_llm_ner.silver_corpus.v1`.
+  `--partial-outside`: a token outside a match is "not Disease", so the
+  unlabelled chemicals are not taught as outside and Disease is not left
+  unconstrained), read with `spacy_llm_ner.silver_corpus.v1`. The runs of
+  session 4 (`--missing-outside`: such tokens fully open) are reported as
+  "silver open" from work/learning_curve/cnn_open_silver.
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -75,7 +76,7 @@ def sample_gold(fraction: str) -> Path:
     raw = folder / "hidden_gold_text.jsonl"
     if gold_path.exists():
         if raw.exists():
-            _weak_label(raw, folder / "silver.spacy", "--missing-outside")
+            _weak_label(raw, folder / "silver.spacy", "--partial-outside")
         return folder
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(BC5CDR / "train.spacy").get_docs(nlp.vocab))
@@ -87,7 +88,7 @@ def sample_gold(fraction: str) -> Path:
     rest = [docs[i] for i in sorted(order[n:])]
     if rest:
         raw.write_text("".join(json.dumps({"text": doc.text}) + "\n" for doc in rest))
-        _weak_label(raw, folder / "silver.spacy", "--missing-outside")
+        _weak_label(raw, folder / "silver.spacy", "--partial-outside")
     return folder
 
 

@@ -91,7 +91,8 @@ class TagSet:
         labels (Iterable[str]): Entity labels ruled out; unknown ones ignored.
         RETURNS (ndarray): Boolean (n_tags,) array.
         """
-        excluded = [i for i, label in enumerate(self.labels) if label in set(labels)]
+        ruled_out = set(labels)
+        excluded = [i for i, label in enumerate(self.labels) if label in ruled_out]
         return ~numpy.isin(self.label_ids, excluded)
 
     def from_biluo(self, biluo: Sequence[Optional[str]]) -> numpy.ndarray:

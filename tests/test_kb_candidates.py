@@ -98,6 +98,9 @@ def test_schwartz_hearst_examples():
         assert text[abbr.start : abbr.start + len(abbr.short)] == abbr.short
         assert text[abbr.long_start : abbr.long_start + len(abbr.long)] == abbr.long
     assert {a.short: a.long_start for a in defs}["HCC"] == text.index("hepatocellular")
+    spaced = "chronic kidney disease ( CKD ) worsened"
+    (abbr,) = find_abbreviation_definitions(spaced)
+    assert (spaced[abbr.start : abbr.start + 3], abbr.long_start) == ("CKD", 0)
 
 
 @settings(max_examples=150, deadline=None)

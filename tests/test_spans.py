@@ -6,7 +6,7 @@ import spacy
 from spacy_transformers.span_getters import get_strided_spans
 
 from conftest import TRAIN_DATA
-from spacy_llm_ner.ml.spans import StridedSpans
+from spacy_llm_ner.ml.spans import StridedSpans, predicting
 from util import ents, train
 
 NLP = spacy.blank("en")
@@ -21,8 +21,10 @@ def test_windows_equal_spacy_transformers_in_both_modes(n_tokens):
     doc = NLP.make_doc(" ".join(["w"] * n_tokens))
     getter = pickle.loads(pickle.dumps(StridedSpans(16, 12, 16)))
     assert bounds(getter([doc])) == bounds(get_strided_spans([doc], window=16, stride=12))
-    assert bounds(getter.for_prediction([doc])) == bounds(get_strided_spans([doc], window=16, stride=16))
-    assert bounds(StridedSpans(16, 12).for_prediction([doc])) == bounds(getter([doc]))
+    with predicting():
+        assert bounds(getter([doc])) == bounds(get_strided_spans([doc], window=16, stride=16))
+        assert bounds(StridedSpans(16, 12)([doc])) == bounds(get_strided_spans([doc], window=16, stride=12))
+    assert bounds(getter([doc])) == bounds(get_strided_spans([doc], window=16, stride=12))
 
 
 @pytest.mark.parametrize("stride,predict_stride", [(0, None), (17, None), (12, 0), (12, 20)])
@@ -51,8 +53,11 @@ def test_transformer_uses_prediction_windows_only_without_gradients(tiny_bert_di
     assert bounds(model.predict([doc]).spans) == bounds(get_strided_spans([doc], window=8, stride=8))
     batch, _ = model.begin_update([doc])
     assert bounds(batch.spans) == bounds(get_strided_spans([doc], window=8, stride=4))
-    # The training getter is back in place after prediction.
-    assert model.attrs["get_spans"].stride == 4
+    # A thread predicting does not change the windows another one trains on.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with predicting(), ThreadPoolExecutor(1) as pool:
+        assert bounds(pool.submit(lambda: model.begin_update([doc])[0].spans).result()) == bounds(batch.spans)
     nlp.to_disk(tmp_path)
     loaded = spacy.load(tmp_path)
     assert loaded.get_pipe("transformer").model.attrs["get_spans"].predict_stride == 8

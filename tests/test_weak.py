@@ -98,9 +98,17 @@ def test_types_filter_and_counts():
     assert found(docs[0]) == [("Lithium", "Chemical", "C1")]
     assert labeler.stats.docs == 2 and labeler.stats.docs_with_mentions == 1
     assert labeler.stats.mentions == {"Chemical": 1}
-    # What the labeller covers, so that a missing token is known to be none of it.
-    assert [doc.user_data["weak_labels"] for doc in docs] == [["Chemical"], ["Chemical"]]
     assert WeakLabeler(RECORDS).labels == ["Chemical", "Disease"]
+
+
+def test_partial_outside_marks_labels_and_keeps_stoplisted_hits_open():
+    doc = label("Lithium caused renal failure in ALL patients.", partial_outside=True, types=["Disease"])
+    assert found(doc) == [("renal failure", "Disease", "D1")]
+    assert [t.ent_iob_ for t in doc][:2] == ["", ""]  # missing outside
+    assert doc.user_data["weak_labels"] == ["Disease"]
+    assert [s.text for s in doc.spans["weak_stoplisted"]] == ["ALL"]
+    plain = label("Lithium caused renal failure.", missing_outside=True)
+    assert "weak_labels" not in plain.user_data
 
 
 def test_read_raw_docs_names_file_line_and_field(tmp_path):

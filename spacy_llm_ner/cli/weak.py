@@ -37,6 +37,11 @@ def weak_label_cli(
     missing_outside: bool = typer.Option(
         False, "--missing-outside", help="Leave tokens outside matches missing instead of O"
     ),
+    partial_outside: bool = typer.Option(
+        False, "--partial-outside",
+        help="Leave tokens outside matches missing, marked as none of the KB's labels (transformer_ner trains "
+        "on that partial label; for a KB taken as complete for its own types)",
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer for .txt / .jsonl"),
 ) -> None:
     """Label raw text with the KB's names and aliases: longest match first,
@@ -56,7 +61,7 @@ def weak_label_cli(
             records = read_records(kb_path, fmt=fmt, strip_prefix=strip_prefix)
         labeler = WeakLabeler(
             records, types=types or None, stoplist=words, min_length=min_length,
-            case_sensitive=case_sensitive, missing_outside=missing_outside,
+            case_sensitive=case_sensitive, missing_outside=missing_outside, partial_outside=partial_outside,
         )
         if not labeler.n_entities:
             only = f" of type {', '.join(types)}" if types else ""

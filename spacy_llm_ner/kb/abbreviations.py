@@ -134,6 +134,7 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
         # The accepted long form is a suffix of the stripped candidate, so
         # its offset follows from where the stripped candidate ends.
         long_end = long_offset + len(long.rstrip())
+        short_start += len(short) - len(short.lstrip())  # "( CKD )"
         short, long = short.strip(), long.strip()
         if _is_valid_short_form(short):
             accepted = _accept(short, long)

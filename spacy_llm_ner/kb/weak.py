@@ -27,11 +27,13 @@ the doc counts such matches in ``user_data["weak_ambiguous"]``.
 Each labelled doc gets ``doc.ents`` (label = record type, kb_id = entity
 id), the same spans in ``doc.spans["weak"]``, and ``user_data["silver"] =
 True``. Tokens outside the matches are "O" (the KB is assumed complete), or
-missing with ``missing_outside=True``. Either way ``user_data["weak_labels"]``
-lists the labels the KB holds: a missing token of a silver doc is then known
-to be none of them (a Disease vocabulary finds every Disease it labels, and
-says nothing about chemicals), which `transformer_ner`'s loss uses as a
-partial label.
+missing with ``missing_outside=True`` (the KB says nothing outside its
+matches), or, with ``partial_outside=True``, missing and marked as none of
+the KB's labels: ``user_data["weak_labels"]`` lists them, and
+`transformer_ner`'s loss lets such a token take any other tag (a Disease
+vocabulary taken as complete for Disease says nothing about chemicals).
+Stop-list hits are not marked: their tokens stay fully open
+(``doc.spans["weak_stoplisted"]``).
 """
 import json
 from collections import Counter
@@ -50,6 +52,7 @@ from .records import EntityRecord
 SILVER_KEY = "silver"
 AMBIGUOUS_KEY = "weak_ambiguous"
 LABELS_KEY = "weak_labels"
+STOPLISTED_KEY = "weak_stoplisted"
 SPANS_KEY = "weak"
 _ARRAY_ATTRS = [IDX, LENGTH, IS_SPACE, SPACY]
 DEFAULT_LABEL = "ENTITY"
@@ -113,6 +116,8 @@ class WeakLabeler:
     min_length (int): Names shorter than this (in characters) are left out.
     case_sensitive (bool): Match case exactly.
     missing_outside (bool): Leave tokens outside matches missing, not "O".
+    partial_outside (bool): Leave them missing and mark them as none of the
+        KB's labels (a partial label; implies `missing_outside`).
     default_label (str): Label of records without a type.
     """
 
@@ -125,10 +130,12 @@ class WeakLabeler:
         min_length: int = 3,
         case_sensitive: bool = False,
         missing_outside: bool = False,
+        partial_outside: bool = False,
         default_label: str = DEFAULT_LABEL,
     ) -> None:
         self.case_sensitive = case_sensitive
-        self.missing_outside = missing_outside
+        self.missing_outside = missing_outside or partial_outside
+        self.partial_outside = partial_outside
         self.min_length = min_length
         self.stoplist: Set[str] = {_key(w, case_sensitive) for w in stoplist if w.strip()}
         wanted = set(types) if types else None
@@ -207,13 +214,13 @@ class WeakLabeler:
                     found.append((i, end, key))
         return found
 
-    def matches(self, doc: Doc) -> Tuple[List[WeakMatch], Counter]:
+    def matches(self, doc: Doc) -> Tuple[List[WeakMatch], List[Tuple[int, int, str]]]:
         """The mentions to label, overlaps resolved, and the skipped stop-list
         hits (those no kept mention overlaps).
 
         doc (Doc): A tokenized doc.
-        RETURNS (Tuple[List[WeakMatch], Counter]): Mentions in text order;
-            stop-list hits per key.
+        RETURNS (Tuple[List[WeakMatch], List[Tuple[int, int, str]]]): Mentions
+            in text order; (start token, end token, key) of the stop-list hits.
         """
         kept: List[Tuple[int, int, str]] = []
         stopped: List[Tuple[int, int, str]] = []
@@ -229,7 +236,7 @@ class WeakLabeler:
                 spans.append((start, end, key))
                 covered.update(range(start, end))
         spans.sort()
-        hits: Counter = Counter(k for s, e, k in stopped if covered.isdisjoint(range(s, e)))
+        hits = sorted((s, e, k) for s, e, k in stopped if covered.isdisjoint(range(s, e)))
         out = []
         for start, end, key in spans:
             kid = self.trie[key]
@@ -249,14 +256,17 @@ class WeakLabeler:
         doc (Doc): A tokenized doc.
         RETURNS (Doc): The same doc.
         """
-        found, hits = self.matches(doc)
+        found, stoplisted = self.matches(doc)
         spans = [Span(doc, m.start, m.end, label=m.label, kb_id=m.entity_id) for m in found]
         doc.set_ents(spans, default="missing" if self.missing_outside else "outside")
         doc.spans[SPANS_KEY] = spans
         ambiguous = sum(m.n_entities > 1 for m in found)
         doc.user_data[SILVER_KEY] = True
         doc.user_data[AMBIGUOUS_KEY] = ambiguous
-        doc.user_data[LABELS_KEY] = list(self.labels)
+        if self.partial_outside:
+            doc.user_data[LABELS_KEY] = list(self.labels)
+            doc.spans[STOPLISTED_KEY] = [Span(doc, start, end) for start, end, _ in stoplisted]
+        hits: Counter = Counter(key for _, _, key in stoplisted)
         self.stats.docs += 1
         self.stats.docs_with_mentions += bool(found)
         self.stats.mentions.update(m.label for m in found)

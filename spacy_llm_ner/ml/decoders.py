@@ -24,13 +24,18 @@ def gold_masks(
 ) -> List[numpy.ndarray]:
     """Boolean (length, n_tags) masks of the tags the gold allows: one tag
     where it is known; where it is missing (-1), the doc's open tags (a
-    (n_tags,) boolean row, e.g. "not Disease" on silver), else all tags."""
+    (n_tags,) row for every token or a (length, n_tags) array, e.g. "not
+    Disease" on silver), else all tags."""
     masks = []
     for i, ids in enumerate(gold):
         mask = numpy.zeros((len(ids), n_tags), dtype=bool)
         known = ids >= 0
-        row = open_tags[i] if open_tags is not None else None
-        mask[~known] = True if row is None else row
+        rows = open_tags[i] if open_tags is not None else None
+        if rows is None:
+            mask[~known] = True
+        else:
+            rows = numpy.asarray(rows, dtype=bool)
+            mask[~known] = rows[~known] if rows.ndim == 2 else rows
         mask[numpy.flatnonzero(known), ids[known]] = True
         masks.append(mask)
     return masks
@@ -78,8 +83,8 @@ class Decoder:
 
         scores (TagScores): Model output for the batch.
         gold (Sequence[ndarray]): Per doc, tag ids, -1 where missing.
-        open_tags (OpenTags): Per doc, None or a (n_tags,) boolean row of the
-            tags a missing token may take (default: all).
+        open_tags (OpenTags): Per doc, None or the tags a missing token may
+            take: a (n_tags,) boolean row, or (length, n_tags) (default: all).
         RETURNS (Tuple[float, TagScores]): Loss and its gradient.
         """
         raise NotImplementedError
@@ -282,10 +287,14 @@ class SoftmaxDecoder(Decoder):
         for logits, mask in zip(emissions, masks):
             # -log P(tag in allowed set): cross-entropy where one tag is
             # allowed, zero where all are, in between for partial labels.
-            probs = numpy.exp(self.unary(logits))
-            allowed = (probs * mask).sum(axis=1, keepdims=True)
-            grad = probs - probs * mask / numpy.maximum(allowed, 1e-300)
-            loss -= float(numpy.log(numpy.maximum(allowed, 1e-300)).sum())
+            log_probs = self.unary(logits)
+            if not len(log_probs):
+                d_emissions.append(ops.asarray(log_probs, dtype="f"))
+                continue
+            masked = numpy.where(mask, log_probs, -numpy.inf)
+            log_allowed = crf.logsumexp(masked, axis=1)
+            grad = numpy.exp(log_probs) - numpy.exp(masked - log_allowed[:, None])
+            loss -= float(log_allowed.sum())
             d_emissions.append(ops.asarray(grad, dtype="f"))
         zeros = ops.alloc2f(*scores.transitions.shape)
         d_scores = TagScores(

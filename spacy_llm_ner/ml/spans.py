@@ -8,12 +8,33 @@ measurable accuracy (BC5CDR test F 0.8168 at 128/96, 0.8163 at 128/128:
 benchmarks/results/inference_stride_bc5cdr.md). `spacy_llm_ner.strided_spans.v1`
 keeps `stride` for training and uses `predict_stride` whenever the
 transformer runs without gradients (nlp(), nlp.pipe, evaluation).
+
+The mode is a context variable, not a change to the shared model, so
+threads predicting and training at once each see their own windows. A copy
+of the transformer made by spacy-transformers' `TransformerModel.copy` (as
+`nlp.replace_listeners` does) predicts with the training windows: slower,
+never wrong.
 """
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy_transformers.span_getters import get_strided_spans
+
+
+_PREDICTING: ContextVar[bool] = ContextVar("spacy_llm_ner_predicting", default=False)
+
+
+@contextmanager
+def predicting() -> Iterator[None]:
+    """Within it, `StridedSpans` give their prediction windows."""
+    token = _PREDICTING.set(True)
+    try:
+        yield
+    finally:
+        _PREDICTING.reset(token)
 
 
 def _check(window: int, stride: int, name: str) -> None:
@@ -43,21 +64,13 @@ class StridedSpans:
         self.predict_stride = stride if predict_stride is None else predict_stride
 
     def __call__(self, docs: Iterable[Doc]) -> List[List[Span]]:
-        return get_strided_spans(docs, window=self.window, stride=self.stride)
-
-    def for_prediction(self, docs: Iterable[Doc]) -> List[List[Span]]:
-        """The windows used when predicting.
-
-        docs (Iterable[Doc]): The batch.
-        RETURNS (List[List[Span]]): Per doc, its windows.
-        """
-        return get_strided_spans(docs, window=self.window, stride=self.predict_stride)
+        stride = self.predict_stride if _PREDICTING.get() else self.stride
+        return get_strided_spans(docs, window=self.window, stride=stride)
 
 
 class PredictionSpans:
-    """Wraps a spacy-transformers TransformerModel's forward: without
-    gradients it reads the span getter's `for_prediction` windows (where the
-    getter has them), in training its plain ones.
+    """Wraps a spacy-transformers TransformerModel's forward so that, run
+    without gradients, it reads its span getter's prediction windows.
 
     forward (Callable): The model's own forward function.
     """
@@ -66,15 +79,10 @@ class PredictionSpans:
         self.forward = forward
 
     def __call__(self, model: Any, docs: List[Doc], is_train: bool) -> Tuple[Any, Callable]:
-        getter = model.attrs["get_spans"]
-        for_prediction = getattr(getter, "for_prediction", None)
-        if is_train or for_prediction is None:
+        if is_train:
             return self.forward(model, docs, is_train)
-        model.attrs["get_spans"] = for_prediction
-        try:
+        with predicting():
             return self.forward(model, docs, is_train)
-        finally:
-            model.attrs["get_spans"] = getter
 
 
 @registry.span_getters("spacy_llm_ner.strided_spans.v1")

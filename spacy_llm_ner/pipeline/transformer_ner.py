@@ -18,7 +18,7 @@ from thinc.api import Config, Model, Optimizer
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
-from ..kb.weak import LABELS_KEY
+from ..kb.weak import LABELS_KEY, STOPLISTED_KEY
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
@@ -455,11 +455,23 @@ def _configured_settings(pipe: TransformerNER) -> Iterator[None]:
 
 
 def _open_tags(example: Example, tagset: TagSet) -> Optional[numpy.ndarray]:
-    """The tags a missing token of the example may take: on a weakly
-    labelled doc none of the labeller's labels (its matches are all it
-    would have labelled), else any (None)."""
-    weak_labels = example.reference.user_data.get(LABELS_KEY)
-    return tagset.tags_without(weak_labels) if weak_labels else None
+    """The tags a missing token of the example may take: on a doc weakly
+    labelled with partial labels, none of the labeller's labels (its matches
+    are all it would have labelled) except on its stop-listed hits, which
+    stay open; else any (None).
+
+    RETURNS (Optional[ndarray]): None, or (n_tokens, n_tags) booleans over
+        the predicted doc's tokens.
+    """
+    reference = example.reference
+    weak_labels = reference.user_data.get(LABELS_KEY)
+    if not weak_labels:
+        return None
+    rows = numpy.tile(tagset.tags_without(weak_labels), (len(example.predicted), 1))
+    if STOPLISTED_KEY in reference.spans and len(reference.spans[STOPLISTED_KEY]):
+        for span in example.get_aligned_spans_y2x(reference.spans[STOPLISTED_KEY], allow_overlap=True):
+            rows[span.start : span.end] = True
+    return rows
 
 
 def _span_confidence(span: Span) -> Optional[float]:
