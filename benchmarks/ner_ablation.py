@@ -210,11 +210,12 @@ def _dev_best(slug: str) -> float:
 
 
 @app.command()
-def speed(repeats: int = 2) -> None:
-    """Words/s of every trained variant and of the bare backbone, in one run
-    on a quiet machine (evaluate's figures may have shared the CPU)."""
+def speed(repeats: int = 2, only: str = "") -> None:
+    """Words/s of every trained variant (or those `only` selects) and of the
+    bare backbone, in one run on a quiet machine (evaluate's figures may have
+    shared the CPU)."""
     texts = bc5cdr_ner.test_texts()
-    for slug in VARIANTS:
+    for slug in _selected(only):
         model = WORK / slug / "model-best"
         if slug == "ours_crf" and not model.exists():
             model = _untrained("ours_crf")
