@@ -2,10 +2,10 @@
 prediction.
 
 Overlapping windows (spacy-transformers' default 128/96) give every token
-some context on both sides while the backbone learns, but at prediction they
-cost a third more backbone work than windows that just tile the doc, for no
-measurable accuracy (BC5CDR test F 0.8168 at 128/96, 0.8163 at 128/128:
-benchmarks/results/inference_stride_bc5cdr.md). `spacy_llm_ner.strided_spans.v1`
+some context on both sides while the backbone learns. At prediction they
+put up to a third more word pieces through the backbone than windows that
+tile the doc, for 0.05-0.2 BC5CDR test F (benchmarks/results/ner_ablation.md,
+inference_stride_bc5cdr.md). `spacy_llm_ner.strided_spans.v1`
 keeps `stride` for training and uses `predict_stride` whenever the
 transformer runs without gradients (nlp(), nlp.pipe, evaluation).
 
