@@ -33,8 +33,17 @@ NER = "transformer_ner"
 STEPS_DEFAULT = 500
 # Inference-time abbreviation consistency, scored for every trained variant.
 ABBREVIATIONS = {"components": {NER: {"abbreviations": "consistent"}}}
-# The shipped prediction windows (tiling the doc), for models trained with 128/96.
+# Prediction windows tiling the doc, for models trained with 128/96.
 PREDICT_128 = {"components.transformer.model.get_spans.stride": 128}
+PREDICT_128_V1 = {"components.transformer.model.get_spans.predict_stride": 128}
+
+
+def _predict_128(model: Path) -> Dict:
+    """The override that tiles prediction windows, for either span getter."""
+    from spacy import util
+
+    getter = util.load_config(model / "config.cfg")["components"]["transformer"]["model"]["get_spans"]
+    return PREDICT_128_V1 if getter["@span_getters"] == "spacy_llm_ner.strided_spans.v1" else PREDICT_128
 app = typer.Typer(add_completion=False)
 
 LEXICAL = {"attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500], "width": 64,
@@ -165,7 +174,7 @@ def evaluate(only: str = "") -> None:
             scores = bc5cdr_ner.test_scores(model, overrides=ABBREVIATIONS)
             (out / "test_scores_abbr.json").write_text(json.dumps(scores, indent=2))
         if slug != "spaCy_stock" and not (out / "test_scores_abbr_predict128.json").exists():
-            scores = bc5cdr_ner.test_scores(model, overrides={**PREDICT_128, f"components.{NER}.abbreviations": "consistent"})
+            scores = bc5cdr_ner.test_scores(model, overrides={**_predict_128(model), f"components.{NER}.abbreviations": "consistent"})
             (out / "test_scores_abbr_predict128.json").write_text(json.dumps(scores, indent=2))
         if not (out / "speed.json").exists():
             (out / "speed.json").write_text(json.dumps(bc5cdr_ner.words_per_second(model, texts)))
@@ -223,7 +232,7 @@ def speed(repeats: int = 2, only: str = "") -> None:
             result = bc5cdr_ner.words_per_second(model, texts, repeats=repeats)
             (WORK / slug).mkdir(exist_ok=True)
             (WORK / slug / "speed.json").write_text(json.dumps(result))
-            tiled = bc5cdr_ner.words_per_second(model, texts, repeats=repeats, overrides=PREDICT_128)
+            tiled = bc5cdr_ner.words_per_second(model, texts, repeats=repeats, overrides=_predict_128(model))
             (WORK / slug / "speed_predict128.json").write_text(json.dumps(tiled))
             print(slug, f"{result['words_per_second']:,.0f} words/s, {tiled['words_per_second']:,.0f} predicting 128/128")
     ceiling = max((bc5cdr_ner.ceiling_words_per_second(texts) for _ in range(repeats)), key=lambda r: r["words_per_second"])
