@@ -306,6 +306,9 @@ def report() -> None:
     if ceiling:
         rows["ceiling"] = {"name": "bare MiniLM forward", "words_per_second": ceiling}
         lines.append(f"| ceiling: bare MiniLM forward (no spaCy) | | | | | | | | | {ceiling:,.0f} | | {ceiling:,.0f} |")
+    lines += ["", "words/s: `nlp.pipe` on the 119k-word test set, 2 threads, best of 2, measured by `evaluate` or "
+              "`speed` at different times on a shared machine whose speed varies by up to 2x between sessions; "
+              "compare a figure only with those of the same `speed` run (the ceiling's is the latest)."]
     if any("earlier_run" in row for row in rows.values()):
         lines += ["", "¹ from `benchmarks/bc5cdr_ner.py`'s run (same config, steps and seed; not re-trained here); "
                   "its words/s are those of the same pipeline untrained, measured in this run."]
@@ -334,8 +337,8 @@ def _footprint_table(rows: Dict) -> List[str]:
         adapters = f"{fp['adapter_mb']:.1f}" if fp.get("adapter_mb") else ""
         minutes = f"{row['train_seconds'] / 60:.0f}" if row.get("train_seconds") else ""
         lines.append(
-            f"| {row['name']} | {fp['backbone_trainable'] / 1e6:.2f}M of {fp['backbone_total'] / 1e6:.2f}M | "
-            f"{fp['head_params'] / 1e6:.2f}M | {fp['size_mb']:.0f} | {adapters} | {minutes} |"
+            f"| {row['name']} | {fp['backbone_trainable']:,} of {fp['backbone_total']:,} | "
+            f"{fp['head_params']:,} | {fp['size_mb']:.0f} | {adapters} | {minutes} |"
         )
     return lines
 
