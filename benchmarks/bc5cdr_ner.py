@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bc5cdr"
+WNUT_DATA = ROOT.parent / "shared" / "data" / "wnut17"
+WNUT_WORK = WORK.parent / "wnut17"
 SYSTEMS = {
     "transformer_ner (crf)": {"decoder": "crf"},
     "spaCy ner (stock)": {"stock": True},
@@ -91,6 +93,16 @@ def convert_splits(data: Path, work: Path, *, suffix: str, fmt: str) -> None:
                  "--format", fmt],
                 work / f"convert_{split}.log",
             )
+
+
+def convert_wnut() -> Path:
+    """WNUT-17's splits as .spacy files (converted once, shared by the
+    benchmarks that use them).
+
+    RETURNS (Path): The folder of train/dev/test.spacy.
+    """
+    convert_splits(WNUT_DATA, WNUT_WORK, suffix=".conll", fmt="conll")
+    return WNUT_WORK
 
 
 def train_pipeline(cfg: Path, out: Path, *, train: Path, dev: Path, steps: int, eval_frequency: int, log: Path) -> None:

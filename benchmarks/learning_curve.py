@@ -40,7 +40,6 @@ BC5CDR = bc5cdr_ner.WORK
 WORK = ROOT / "benchmarks" / "work" / "learning_curve"
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
-WNUT = ROOT.parent / "shared" / "data" / "wnut17"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
 SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o")
 # silver_o: the same weak labels with every other token "O" (unlabelled
@@ -184,8 +183,7 @@ def wnut(backbone: str = "cnn", steps: Optional[int] = None) -> None:
     from spacy import util
 
     cfg_name, default_steps, eval_frequency = BACKBONES[backbone]
-    data = WORK / "wnut17"
-    bc5cdr_ner.convert_splits(WNUT, data, suffix=".conll", fmt="conll")
+    data = bc5cdr_ner.convert_wnut()
     for setting in ("gold", "noise"):
         config = util.load_config(ROOT / "configs" / cfg_name, interpolate=False)
         _fixed_inference(config)

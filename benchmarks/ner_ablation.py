@@ -25,7 +25,6 @@ ROOT = bc5cdr_ner.ROOT
 WORK = bc5cdr_ner.WORK
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
-WNUT = ROOT.parent / "shared" / "data" / "wnut17"
 WNUT_WORK = WORK.parent / "wnut17_ner"
 # The shipped NER config as it is, and spaCy's stock `ner` on the same backbone.
 WNUT_SYSTEMS = {"shipped": "configs/ner.cfg (shipped)", "spaCy_stock": "spaCy ner (stock), same backbone"}
@@ -350,7 +349,7 @@ def wnut(steps: int = 300, eval_frequency: int = 50, force: bool = False) -> Non
     on dev, scored on test."""
     from spacy import util
 
-    bc5cdr_ner.convert_splits(WNUT, WNUT_WORK, suffix=".conll", fmt="conll")
+    data = bc5cdr_ner.convert_wnut()
     for slug in WNUT_SYSTEMS:
         out = WNUT_WORK / slug
         if slug == "spaCy_stock":
@@ -360,10 +359,10 @@ def wnut(steps: int = 300, eval_frequency: int = 50, force: bool = False) -> Non
             util.load_config(ROOT / "configs" / "ner.cfg", interpolate=False).to_disk(cfg)
         if force or not bc5cdr_ner.is_trained(out, steps):
             bc5cdr_ner.train_pipeline(
-                cfg, out, train=WNUT_WORK / "train.spacy", dev=WNUT_WORK / "dev.spacy", steps=steps,
+                cfg, out, train=data / "train.spacy", dev=data / "dev.spacy", steps=steps,
                 eval_frequency=eval_frequency, log=WNUT_WORK / f"train_{slug}.log",
             )
-        scores = bc5cdr_ner.test_scores(out / "model-best", WNUT_WORK / "test.spacy")
+        scores = bc5cdr_ner.test_scores(out / "model-best", data / "test.spacy")
         (out / "test_scores.json").write_text(json.dumps(scores, indent=2))
 
 

@@ -22,14 +22,13 @@ class Abbreviation:
     short (str): The short form, e.g. "CKD".
     long (str): The long form, e.g. "chronic kidney disease".
     start (int): Character offset of the short form in the text.
-    long_start (int): Character offset of the long form in the text (-1
-        where the definition was made by hand, not found in a text).
+    long_start (int): Character offset of the long form in the text.
     """
 
     short: str
     long: str
     start: int
-    long_start: int = -1
+    long_start: int
 
 
 def _has_letter(text: str) -> bool:

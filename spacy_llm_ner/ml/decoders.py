@@ -24,18 +24,14 @@ def gold_masks(
 ) -> List[numpy.ndarray]:
     """Boolean (length, n_tags) masks of the tags the gold allows: one tag
     where it is known; where it is missing (-1), the doc's open tags (a
-    (n_tags,) row for every token or a (length, n_tags) array, e.g. "not
-    Disease" on silver), else all tags."""
+    boolean (length, n_tags) array, e.g. "not Disease" on silver), else all
+    tags."""
     masks = []
     for i, ids in enumerate(gold):
         mask = numpy.zeros((len(ids), n_tags), dtype=bool)
         known = ids >= 0
         rows = open_tags[i] if open_tags is not None else None
-        if rows is None:
-            mask[~known] = True
-        else:
-            rows = numpy.asarray(rows, dtype=bool)
-            mask[~known] = rows[~known] if rows.ndim == 2 else rows
+        mask[~known] = True if rows is None else rows[~known]
         mask[numpy.flatnonzero(known), ids[known]] = True
         masks.append(mask)
     return masks
@@ -83,8 +79,8 @@ class Decoder:
 
         scores (TagScores): Model output for the batch.
         gold (Sequence[ndarray]): Per doc, tag ids, -1 where missing.
-        open_tags (OpenTags): Per doc, None or the tags a missing token may
-            take: a (n_tags,) boolean row, or (length, n_tags) (default: all).
+        open_tags (OpenTags): Per doc, None or the tags each missing token
+            may take, a boolean (length, n_tags) array (default: all).
         RETURNS (Tuple[float, TagScores]): Loss and its gradient.
         """
         raise NotImplementedError

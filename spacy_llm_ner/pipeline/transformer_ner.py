@@ -356,9 +356,10 @@ class TransformerNER(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], scores: TagScores) -> Tuple[float, TagScores]:
         """CRF negative log-likelihood or softmax cross-entropy per token,
-        with missing gold tags left open (on weakly labelled docs, open to
-        every tag but those of the labels the weak labeller covers), plus distill_weight x KL from the
-        teacher's tag distributions on docs that carry them.
+        with missing gold tags left open (on docs weakly labelled with
+        partial labels, open to every tag but those of the labeller's
+        labels), plus distill_weight x KL from the teacher's tag
+        distributions on docs that carry them.
 
         examples (Iterable[Example]): The batch.
         scores (TagScores): Model output for the batch.
