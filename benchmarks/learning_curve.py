@@ -7,9 +7,14 @@ data, and WNUT-17 with and without the noise augmenter.
   project's own `weak-label` command from the CTD vocabulary (Disease only;
   `--partial-outside`: a token outside a match is "not Disease", so the
   unlabelled chemicals are not taught as outside and Disease is not left
-  unconstrained), read with `spacy_llm_ner.silver_corpus.v1`. The runs of
-  session 4 (`--missing-outside`: such tokens fully open) are reported as
-  "silver open" from work/learning_curve/cnn_open_silver.
+  unconstrained; `--abbreviations`: short forms defined after a matched long
+  form are labelled too; `--open-name-words 1`: tokens of words more frequent
+  in CTD's names than in the text stay fully open, as they may belong to a
+  disease CTD lacks), read with `spacy_llm_ner.silver_corpus.v1`. Earlier
+  runs are reported beside them: "silver open" (session 4,
+  `--missing-outside`: such tokens fully open; work/learning_curve/
+  cnn_open_silver) and "silver partial" (session 5, `--partial-outside`
+  alone; work/learning_curve/cnn_partial_silver).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -46,6 +51,9 @@ SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o")
 # chemicals are then taught as outside); only where asked for with --only.
 OPTIONAL = ("silver_o",)
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
+SILVER_OPTIONS = ("--partial-outside", "--abbreviations", "--open-name-words", "1")
+# Earlier silver labelling, kept for comparison: folder suffix -> row suffix.
+EARLIER_SILVER = {"open_silver": "open", "partial_silver": "partial"}
 SILVER_WEIGHT = 0.5
 SEED = 0
 CTD_LOADER = {"@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:"}
@@ -75,7 +83,7 @@ def sample_gold(fraction: str) -> Path:
     raw = folder / "hidden_gold_text.jsonl"
     if gold_path.exists():
         if raw.exists():
-            _weak_label(raw, folder / "silver.spacy", "--partial-outside")
+            _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS)
         return folder
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(BC5CDR / "train.spacy").get_docs(nlp.vocab))
@@ -87,7 +95,7 @@ def sample_gold(fraction: str) -> Path:
     rest = [docs[i] for i in sorted(order[n:])]
     if rest:
         raw.write_text("".join(json.dumps({"text": doc.text}) + "\n" for doc in rest))
-        _weak_label(raw, folder / "silver.spacy", "--partial-outside")
+        _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS)
     return folder
 
 
@@ -222,9 +230,8 @@ def report() -> None:
         rows = {}
         for name in names:
             rows[name] = _row(WORK / backbone / name)
-            # Runs of silver before it carried its labeller's labels (every
-            # tag open on tokens outside a match), kept for comparison.
-            rows[f"{name}_open"] = _row(WORK / f"{backbone}_open_silver" / name)
+            for folder, suffix in EARLIER_SILVER.items():
+                rows[f"{name}_{suffix}"] = _row(WORK / f"{backbone}_{folder}" / name)
         rows = {name: row for name, row in rows.items() if row.get("ents_f") is not None}
         full = rows.get("100pct_gold", {}).get("ents_f")
         wnut_rows = {s: _row(WORK / backbone / f"wnut17_{s}") for s in ("gold", "noise")}
@@ -248,9 +255,10 @@ def report() -> None:
             )
         if any("silver" in name for name in rows):
             lines += [
-                "", "silver: weak labels; a token outside a match is \"not Disease\" (any tag but a Disease one). "
-                "silver open: the same labels with such tokens fully open (missing). "
-                "silver o: such tokens \"O\".",
+                "", "silver: weak labels with defined abbreviations; a token outside a match is \"not Disease\" "
+                "(any tag but a Disease one) unless its word is more frequent in CTD's names than in the text "
+                "(then fully open). silver partial: no abbreviations, every such token \"not Disease\". "
+                "silver open: such tokens fully open (missing). silver o: such tokens \"O\".",
             ]
         if wnut_rows:
             lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]

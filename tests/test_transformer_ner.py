@@ -168,14 +168,15 @@ def test_weak_labels_make_missing_tokens_partial_labels(decoder):
         pushed = base.copy()
         pushed[:, tagset.index[tag]] += 3.0
         assert sign * (loss_of(["DIS"], pushed)[0] - loss) > 0
-    # Tokens a stop-listed hit covers stay fully open.
-    reference = nlp.make_doc(text)
-    reference.user_data["weak_labels"] = ["DIS"]
-    reference.spans["weak_stoplisted"] = [reference[2:3]]
-    _, open_grad = ner.get_loss([Example(doc, reference)], scores)
-    assert not numpy.allclose(open_grad.emissions[0][2], grad.emissions[0][2])
-    if decoder == "softmax":  # the CRF couples it to its constrained neighbours
-        assert numpy.abs(open_grad.emissions[0][2]).max() == pytest.approx(0.0, abs=1e-6)
+    # Tokens a stop-listed hit or an open word covers stay fully open.
+    for group in ("weak_stoplisted", "weak_open"):
+        reference = nlp.make_doc(text)
+        reference.user_data["weak_labels"] = ["DIS"]
+        reference.spans[group] = [reference[2:3]]
+        _, open_grad = ner.get_loss([Example(doc, reference)], scores)
+        assert not numpy.allclose(open_grad.emissions[0][2], grad.emissions[0][2])
+        if decoder == "softmax":  # the CRF couples it to its constrained neighbours
+            assert numpy.abs(open_grad.emissions[0][2]).max() == pytest.approx(0.0, abs=1e-6)
     # Finite differences agree with the gradient on one emission.
     eps, column = 1e-3, tagset.index["B-DIS"]
     shifted = base.copy()

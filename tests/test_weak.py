@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import SHARED_DATA
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.kb import EntityRecord, read_ctd
-from spacy_llm_ner.kb.weak import WeakLabeler, read_raw_docs
+from spacy_llm_ner.kb.weak import WeakLabeler, name_words, read_raw_docs
 from spacy_llm_ner.training import SilverCorpus
 
 NLP = spacy.blank("en")
@@ -111,6 +111,43 @@ def test_partial_outside_marks_labels_and_keeps_stoplisted_hits_open():
     assert "weak_labels" not in plain.user_data
 
 
+def test_abbreviations_defined_after_a_match_label_every_occurrence():
+    text = "Acute renal failure (ARF) and ALL (ALL) occur; ARF resolved, but not ARFs or arf. RF (RF) too."
+    doc = label(text, types=["Disease"], abbreviations=True)
+    # ARF takes the long form's entity; "ALL" is a stop-listed name and a
+    # short form not defined after a match; "arf" and "ARFs" are other tokens.
+    assert found(doc) == [
+        ("Acute renal failure", "Disease", "D2"), ("ARF", "Disease", "D2"), ("ARF", "Disease", "D2"),
+    ]
+    assert [s.text for s in doc.spans["weak"]] == ["Acute renal failure", "ARF", "ARF"]
+    plain = label(text, types=["Disease"])
+    assert found(plain) == [("Acute renal failure", "Disease", "D2")]
+    # A short form that is on the stop-list is labelled once it is defined.
+    doc = label("Acute lymphoblastic leukemia (ALL) relapsed. ALL was treated.", abbreviations=True)
+    assert [e.text for e in doc.ents] == ["Acute lymphoblastic leukemia", "ALL", "ALL"]
+    assert not doc.spans.get("weak_stoplisted", [])
+
+
+def test_open_words_stay_open_under_partial_labels():
+    text = "Renal failure and lithium nephropathy were seen in patients."
+    doc = label(text, types=["Disease"], partial_outside=True, open_words=["Nephropathy", "renal"])
+    # "renal" is inside a match: a labelled token is never opened.
+    assert [s.text for s in doc.spans["weak_open"]] == ["nephropathy"]
+    assert [s.text for s in label(text, types=["Disease"], partial_outside=True).spans["weak_open"]] == []
+
+
+def test_name_words_are_enriched_in_the_names_not_in_the_text():
+    labeler = WeakLabeler(RECORDS, types=["Disease"])
+    docs = [NLP.make_doc("Acute kidney illness in patients with acute kidney disease was kidney related.")] * 3
+    words = name_words(labeler, docs, NLP.tokenizer, min_ratio=1.0)
+    # In the names: failure, leukemia... ; "kidney" and "acute" are common in
+    # this text, "the"-like stop words never count.
+    assert {"failure", "leukemia", "lymphoblastic", "injury"} <= set(words)
+    assert "kidney" not in words and "acute" not in words
+    assert not {"all"} & set(words)
+    assert set(name_words(labeler, docs, NLP.tokenizer, min_ratio=100.0)) < set(words)
+
+
 def test_read_raw_docs_names_file_line_and_field(tmp_path):
     good = tmp_path / "raw.jsonl"
     good.write_text('{"text": "Renal failure."}\n\n{"text": "Lithium."}\n', encoding="utf8")
@@ -171,6 +208,23 @@ def test_cli_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     (doc,) = DocBin().from_disk(out).get_docs(NLP.vocab)
     assert found(doc) == [] and [t.ent_iob_ for t in doc] == ["", "", "", ""]
+
+
+def test_cli_abbreviations_and_open_name_words(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Acute renal failure (ARF) after lithium. The ARF and leukemias resolved.\n", encoding="utf8")
+    out = tmp_path / "weak.spacy"
+    args = ["weak-label", str(kb), str(raw), str(out), "--types", "Disease", "--abbreviations", "--partial-outside"]
+    result = CliRunner().invoke(app, args + ["--open-name-words", "1"])
+    assert result.exit_code == 0, result.output
+    assert "name words left open" in _output(result)
+    (doc,) = DocBin().from_disk(out).get_docs(NLP.vocab)
+    assert found(doc) == [("Acute renal failure", "Disease", "D2"), ("ARF", "Disease", "D2"), ("ARF", "Disease", "D2")]
+    assert "failure" not in [s.text for s in doc.spans["weak_open"]]  # labelled
+    bad = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--open-name-words", "1"])
+    assert bad.exit_code == 1 and "--open-name-words needs --partial-outside" in _output(bad)
 
 
 def test_cli_bad_input_names_file_line_and_field(tmp_path):

@@ -10,7 +10,7 @@ from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
 from ..kb.loaders import KB_FORMATS, read_records
-from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, read_raw_docs, read_stoplist
+from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, name_words, read_raw_docs, read_stoplist
 from . import app
 
 
@@ -42,6 +42,15 @@ def weak_label_cli(
         help="Leave tokens outside matches missing, marked as none of the KB's labels (transformer_ner trains "
         "on that partial label; for a KB taken as complete for its own types)",
     ),
+    abbreviations: bool = typer.Option(
+        False, "--abbreviations", help="Label short forms defined after a matched long form, e.g. ARF in "
+        "'acute renal failure (ARF)', wherever they occur in the doc"
+    ),
+    open_name_words: float = typer.Option(
+        0.0, "--open-name-words", min=0.0, metavar="RATIO",
+        help="With --partial-outside: leave fully open the words at least RATIO times more frequent in the KB's "
+        "names than in the text (words of names the KB lacks); 0 = off",
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer for .txt / .jsonl"),
 ) -> None:
     """Label raw text with the KB's names and aliases: longest match first,
@@ -59,9 +68,12 @@ def weak_label_cli(
             records = (kb.entity(entity_id) for entity_id in kb.entity_ids)
         else:
             records = read_records(kb_path, fmt=fmt, strip_prefix=strip_prefix)
+        if open_name_words and not partial_outside:
+            msg.fail("--open-name-words needs --partial-outside", exits=1)
         labeler = WeakLabeler(
             records, types=types or None, stoplist=words, min_length=min_length,
             case_sensitive=case_sensitive, missing_outside=missing_outside, partial_outside=partial_outside,
+            abbreviations=abbreviations,
         )
         if not labeler.n_entities:
             only = f" of type {', '.join(types)}" if types else ""
@@ -70,6 +82,12 @@ def weak_label_cli(
             f"{labeler.n_entities} entities, {len(labeler)} names ({labeler.n_ambiguous_keys} shared by several "
             f"entities, {labeler.n_short} shorter than {min_length} left out)"
         )
+        if open_name_words:
+            # A first pass over the text: the words' frequencies there.
+            labeler.open_words = set(
+                name_words(labeler, read_raw_docs(raw_path, nlp), nlp.tokenizer, min_ratio=open_name_words)
+            )
+            msg.info(f"{len(labeler.open_words)} name words left open (ratio >= {open_name_words:g})")
         out = DocBin(store_user_data=True)
         for doc in labeler.pipe(read_raw_docs(raw_path, nlp)):
             out.add(doc)

@@ -33,9 +33,20 @@ the KB's labels: ``user_data["weak_labels"]`` lists them, and
 `transformer_ner`'s loss lets such a token take any other tag (a Disease
 vocabulary taken as complete for Disease says nothing about chemicals).
 Stop-list hits are not marked: their tokens stay fully open
-(``doc.spans["weak_stoplisted"]``).
+(``doc.spans["weak_stoplisted"]``), and so do the tokens of `open_words`
+(``doc.spans["weak_open"]``): words that a name missing from the KB is
+likely made of (see `name_words`), so that "not Disease" is not taught on
+the diseases a vocabulary lacks.
+
+With `abbreviations=True`, a short form defined in the doc right after a
+matched long form ("acute renal failure (ARF)", found by
+`find_abbreviation_definitions`) is labelled like the long form wherever it
+occurs in the doc as whole tokens, case as written, even when the short form
+alone is on the stop-list or not a name of the KB. Defined abbreviations are
+most of the mentions a vocabulary misses in abstracts (PD, ALF, VTE, ...).
 """
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +56,19 @@ import marisa_trie
 from spacy.attrs import IDX, IS_SPACE, LENGTH, SPACY
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, DocBin, Span
 
+from .abbreviations import find_abbreviation_definitions
 from .records import EntityRecord
 
 SILVER_KEY = "silver"
 AMBIGUOUS_KEY = "weak_ambiguous"
 LABELS_KEY = "weak_labels"
 STOPLISTED_KEY = "weak_stoplisted"
+OPEN_WORDS_KEY = "weak_open"
+# Span groups whose tokens a partial label leaves fully open.
+OPEN_SPAN_KEYS = (STOPLISTED_KEY, OPEN_WORDS_KEY)
 SPANS_KEY = "weak"
 _ARRAY_ATTRS = [IDX, LENGTH, IS_SPACE, SPACY]
 DEFAULT_LABEL = "ENTITY"
@@ -118,6 +134,10 @@ class WeakLabeler:
     missing_outside (bool): Leave tokens outside matches missing, not "O".
     partial_outside (bool): Leave them missing and mark them as none of the
         KB's labels (a partial label; implies `missing_outside`).
+    abbreviations (bool): Label the short forms defined after a matched long
+        form, wherever they occur in the doc.
+    open_words (Iterable[str]): Words whose tokens a partial label leaves
+        fully open (compared lower-cased, or as written with `case_sensitive`).
     default_label (str): Label of records without a type.
     """
 
@@ -131,9 +151,13 @@ class WeakLabeler:
         case_sensitive: bool = False,
         missing_outside: bool = False,
         partial_outside: bool = False,
+        abbreviations: bool = False,
+        open_words: Iterable[str] = (),
         default_label: str = DEFAULT_LABEL,
     ) -> None:
         self.case_sensitive = case_sensitive
+        self.abbreviations = abbreviations
+        self.open_words: Set[str] = {_key(w, case_sensitive) for w in open_words if w.strip()}
         self.missing_outside = missing_outside or partial_outside
         self.partial_outside = partial_outside
         self.min_length = min_length
@@ -235,6 +259,11 @@ class WeakLabeler:
             if covered.isdisjoint(range(start, end)):
                 spans.append((start, end, key))
                 covered.update(range(start, end))
+        if self.abbreviations:
+            for start, end, key in _defined_short_forms(doc, spans):
+                if covered.isdisjoint(range(start, end)):
+                    spans.append((start, end, key))
+                    covered.update(range(start, end))
         spans.sort()
         hits = sorted((s, e, k) for s, e, k in stopped if covered.isdisjoint(range(s, e)))
         out = []
@@ -266,6 +295,7 @@ class WeakLabeler:
         if self.partial_outside:
             doc.user_data[LABELS_KEY] = list(self.labels)
             doc.spans[STOPLISTED_KEY] = [Span(doc, start, end) for start, end, _ in stoplisted]
+            doc.spans[OPEN_WORDS_KEY] = self._open_word_spans(doc, found)
         hits: Counter = Counter(key for _, _, key in stoplisted)
         self.stats.docs += 1
         self.stats.docs_with_mentions += bool(found)
@@ -273,6 +303,15 @@ class WeakLabeler:
         self.stats.stoplist_hits.update(hits)
         self.stats.ambiguous += ambiguous
         return doc
+
+    def _open_word_spans(self, doc: Doc, found: Sequence[WeakMatch]) -> List[Span]:
+        if not self.open_words:
+            return []
+        labelled = {i for m in found for i in range(m.start, m.end)}
+        attr = "text" if self.case_sensitive else "lower_"
+        return [
+            doc[t.i : t.i + 1] for t in doc if t.i not in labelled and getattr(t, attr) in self.open_words
+        ]
 
     def pipe(self, docs: Iterable[Doc]) -> Iterator[Doc]:
         """Label docs one by one.
@@ -282,6 +321,51 @@ class WeakLabeler:
         """
         for doc in docs:
             yield self(doc)
+
+
+def _defined_short_forms(doc: Doc, spans: Sequence[Tuple[int, int, str]]) -> Iterator[Tuple[int, int, str]]:
+    """(start token, end token, long form's key) of every occurrence of a
+    short form defined right after a matched long form."""
+    ends = {doc[end - 1].idx + len(doc[end - 1]): key for _, end, key in spans}
+    for definition in find_abbreviation_definitions(doc.text):
+        key = ends.get(definition.long_start + len(definition.long))
+        if key is None or len(definition.short) < 2:
+            continue
+        for found in re.finditer(re.escape(definition.short), doc.text):
+            span = doc.char_span(found.start(), found.end())
+            if span is not None:
+                yield span.start, span.end, key
+
+
+def name_words(
+    labeler: WeakLabeler, docs: Iterable[Doc], tokenizer: Tokenizer, *, min_ratio: float
+) -> List[str]:
+    """Words much more frequent in the KB's names than in the docs: the
+    words a name that the KB lacks is likely made of ("toxicity",
+    "nephropathy", "renal"), to leave open under partial labels. Stop-list
+    words and words without a letter never count.
+
+    labeler (WeakLabeler): Its names (as matched, normalised).
+    docs (Iterable[Doc]): The text to be labelled.
+    tokenizer (Tokenizer): Splits the names as the docs were split.
+    min_ratio (float): Least ratio of a word's relative frequency among the
+        names' words to its relative frequency (add-one) among the docs'.
+    RETURNS (List[str]): The words, most enriched first.
+    """
+    in_names: Counter = Counter()
+    for name in tokenizer.pipe(labeler.trie.keys(), batch_size=1000):
+        in_names.update({t.text for t in name})
+    in_text: Counter = Counter()
+    attr = "text" if labeler.case_sensitive else "lower_"
+    for doc in docs:
+        in_text.update(getattr(t, attr) for t in doc)
+    n_names, n_text = sum(in_names.values()) or 1, sum(in_text.values()) or 1
+    ratios = {
+        word: (count / n_names) / ((in_text[word] + 1) / n_text)
+        for word, count in in_names.items()
+        if word not in labeler.stoplist and any(c.isalpha() for c in word)
+    }
+    return sorted((w for w, r in ratios.items() if r >= min_ratio), key=lambda w: -ratios[w])
 
 
 def read_stoplist(path: PathLike) -> List[str]:

@@ -18,7 +18,7 @@ from thinc.api import Config, Model, Optimizer
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
-from ..kb.weak import LABELS_KEY, STOPLISTED_KEY
+from ..kb.weak import LABELS_KEY, OPEN_SPAN_KEYS
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet
@@ -458,8 +458,8 @@ def _configured_settings(pipe: TransformerNER) -> Iterator[None]:
 def _open_tags(example: Example, tagset: TagSet) -> Optional[numpy.ndarray]:
     """The tags a missing token of the example may take: on a doc weakly
     labelled with partial labels, none of the labeller's labels (its matches
-    are all it would have labelled) except on its stop-listed hits, which
-    stay open; else any (None).
+    are all it would have labelled) except on its stop-listed hits and open
+    words, which stay fully open; else any (None).
 
     RETURNS (Optional[ndarray]): None, or (n_tokens, n_tags) booleans over
         the predicted doc's tokens.
@@ -469,9 +469,10 @@ def _open_tags(example: Example, tagset: TagSet) -> Optional[numpy.ndarray]:
     if not weak_labels:
         return None
     rows = numpy.tile(tagset.tags_without(weak_labels), (len(example.predicted), 1))
-    if STOPLISTED_KEY in reference.spans and len(reference.spans[STOPLISTED_KEY]):
-        for span in example.get_aligned_spans_y2x(reference.spans[STOPLISTED_KEY], allow_overlap=True):
-            rows[span.start : span.end] = True
+    for key in OPEN_SPAN_KEYS:
+        if key in reference.spans and len(reference.spans[key]):
+            for span in example.get_aligned_spans_y2x(reference.spans[key], allow_overlap=True):
+                rows[span.start : span.end] = True
     return rows
 
 
