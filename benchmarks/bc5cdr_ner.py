@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import typer
 
@@ -173,27 +173,23 @@ def evaluate(only: str = "") -> None:
         (WORK / slug(system) / "test_scores.json").write_text(json.dumps(test_scores(model), indent=2))
 
 
-def words_per_second(
-    model: Path, texts: List[str], repeats: int = 2, *, overrides: Optional[Dict] = None
-) -> Dict[str, float]:
+def pipe_runner(model: Path, texts: List[str], *, overrides: Optional[Dict] = None) -> Callable[[], int]:
+    """A loaded, warmed-up pipeline: calling it runs `nlp.pipe` over the
+    texts (batch 64) and returns the number of words."""
     import spacy
     import torch
 
     torch.set_num_threads(2)
     nlp = spacy.load(model, config=overrides or {})
     list(nlp.pipe(texts[:32]))  # warm-up
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        n_words = sum(len(doc) for doc in nlp.pipe(texts, batch_size=64))
-        best = max(best, n_words / (time.perf_counter() - start))
-    return {"words": n_words, "words_per_second": best}
+    return lambda: sum(len(doc) for doc in nlp.pipe(texts, batch_size=64))
 
 
-def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size: int = 64) -> Dict[str, float]:
+def ceiling_runner(texts: List[str], *, window: int = 128, batch_size: int = 64) -> Callable[[], int]:
     """Bare backbone forward as in ../shared/BENCHMARKS.md: tokenization
     included, each text's word pieces cut into non-overlapping windows,
-    batches sorted by length, torch.inference_mode, 2 threads."""
+    batches sorted by length, torch.inference_mode, 2 threads. Calling it
+    returns the number of (spaCy) words."""
     import spacy
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -205,19 +201,51 @@ def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     n_words = sum(len(doc) for doc in spacy.blank("en").pipe(texts))
-    start = time.perf_counter()
-    windows = []
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        windows.extend(ids[i : i + window - 2] for i in range(0, len(ids), window - 2))
-    windows.sort(key=len)
-    with torch.inference_mode():
-        for i in range(0, len(windows), batch_size):
-            batch = tokenizer.pad(
-                {"input_ids": [[tokenizer.cls_token_id] + w + [tokenizer.sep_token_id] for w in windows[i : i + batch_size]]},
-                return_tensors="pt",
-            )
-            model(**batch)
-    return {"words": n_words, "words_per_second": n_words / (time.perf_counter() - start)}
+
+    def run() -> int:
+        windows = []
+        for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+            windows.extend(ids[i : i + window - 2] for i in range(0, len(ids), window - 2))
+        windows.sort(key=len)
+        with torch.inference_mode():
+            for i in range(0, len(windows), batch_size):
+                batch = [[tokenizer.cls_token_id] + w + [tokenizer.sep_token_id] for w in windows[i : i + batch_size]]
+                model(**tokenizer.pad({"input_ids": batch}, return_tensors="pt"))
+        return n_words
+
+    return run
+
+
+def interleaved_words_per_second(runners: Dict[str, Callable[[], int]], repeats: int = 3) -> Dict[str, Dict]:
+    """Best words/s of each runner over `repeats` rounds, the runners taking
+    turns within each round, so that a slow spell of a shared machine falls
+    on all of them rather than on one: their ratios are what to compare.
+
+    RETURNS (Dict[str, Dict]): Per runner, "words", "words_per_second" (best)
+        and "all" (every round's words/s).
+    """
+    out: Dict[str, Dict] = {name: {"all": []} for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            n_words = run()
+            out[name]["words"] = n_words
+            out[name]["all"].append(n_words / (time.perf_counter() - start))
+    for result in out.values():
+        result["words_per_second"] = max(result["all"])
+    return out
+
+
+def words_per_second(
+    model: Path, texts: List[str], repeats: int = 2, *, overrides: Optional[Dict] = None
+) -> Dict[str, float]:
+    return interleaved_words_per_second({"model": pipe_runner(model, texts, overrides=overrides)}, repeats)["model"]
+
+
+def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size: int = 64) -> Dict[str, float]:
+    return interleaved_words_per_second({"ceiling": ceiling_runner(texts, window=window, batch_size=batch_size)}, 1)[
+        "ceiling"
+    ]
 
 
 @app.command()
