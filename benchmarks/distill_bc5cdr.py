@@ -1,5 +1,6 @@
 """BC5CDR distillation: CPU-light students of the trained MiniLM teacher
-(benchmarks/bc5cdr_ner.py's `ours_crf`), beside the same student trained on
+(configs/ner.cfg as trained by benchmarks/ner_ablation.py, `ours_crf_lexical`),
+beside the same student trained on
 gold alone and spaCy's stock CNN `ner`, all with configs/ner_cnn.cfg's
 Tok2Vec, optimizer and step budget, in one run.
 
@@ -24,7 +25,8 @@ from bc5cdr_ner import run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-TEACHER = WORK / "ours_crf" / "model-best"
+TEACHER = WORK / "ours_crf_lexical" / "model-best"
+CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 STEPS_DEFAULT = 3000
 # spaCy's stock `ner` as in bc5cdr_ner.py, on the CNN Tok2Vec (with the
 # upper layer, spaCy's default for a CNN).
@@ -43,11 +45,28 @@ STUDENTS: Dict[str, Dict] = {
 app = typer.Typer(add_completion=False)
 
 
+def ctd_definitions() -> Path:
+    """CTD's disease definitions (MeSH scope notes, 4,685 texts, 163k
+    words), one per line: in-domain raw text for the teacher to label. No
+    BC5CDR text beyond train is used, so test stays unseen."""
+    from spacy_llm_ner.kb.loaders import read_records
+
+    path = WORK / "ctd_definitions.txt"
+    if not path.exists():
+        texts = (" ".join(r.description.split()) for r in read_records(CTD, strip_prefix="MESH:"))
+        path.write_text("".join(t + "\n" for t in texts if len(t.split()) >= 5), encoding="utf8")
+    return path
+
+
 @app.command()
-def corpus(unlabelled: List[Path] = typer.Option([], "--text", help="Extra raw text for the teacher")) -> None:
+def corpus(
+    unlabelled: List[Path] = typer.Option([], "--text", help="Extra raw text for the teacher"),
+    definitions: bool = typer.Option(True, help="Add CTD's disease definitions as raw text"),
+) -> None:
     """The teacher's distributions on the training docs (gold kept) and on
     any extra raw text."""
-    extra = [arg for path in unlabelled for arg in ("--text", str(path))]
+    texts = [*unlabelled, *([ctd_definitions()] if definitions else [])]
+    extra = [arg for path in texts for arg in ("--text", str(path))]
     seconds = run(
         [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER), str(WORK / "distill_train.spacy"),
          "--docs", str(WORK / "train.spacy"), *extra],
