@@ -173,6 +173,21 @@ def evaluate(only: str = "") -> None:
         (WORK / slug(system) / "test_scores.json").write_text(json.dumps(test_scores(model), indent=2))
 
 
+def run_row(out: Path) -> Dict:
+    """What a training run left in its folder: test scores (test_scores.json),
+    model-best's dev F, train seconds and steps; {} without test scores."""
+    def load(name: str) -> Dict:
+        path = out / name
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    scores = load("test_scores.json")
+    if not scores:
+        return {}
+    timing = load("train_seconds.json")
+    dev_f = load("model-best/meta.json").get("performance", {}).get("ents_f")
+    return {**scores, "dev_f": dev_f, "train_seconds": timing.get("seconds"), "steps": timing.get("steps")}
+
+
 def pipe_runner(model: Path, texts: List[str], *, overrides: Optional[Dict] = None) -> Callable[[], int]:
     """A loaded, warmed-up pipeline: calling it runs `nlp.pipe` over the
     texts (batch 64) and returns the number of words."""

@@ -205,14 +205,6 @@ def wnut(backbone: str = "cnn", steps: Optional[int] = None) -> None:
         _evaluate(out, data / "test.spacy")
 
 
-def _row(out: Path) -> Dict:
-    scores = json.loads((out / "test_scores.json").read_text()) if (out / "test_scores.json").exists() else {}
-    timing = json.loads((out / "train_seconds.json").read_text()) if (out / "train_seconds.json").exists() else {}
-    meta = out / "model-best" / "meta.json"
-    dev_f = json.loads(meta.read_text()).get("performance", {}).get("ents_f") if meta.exists() else None
-    return {**scores, "dev_f": dev_f, "train_seconds": timing.get("seconds"), "steps": timing.get("steps")}
-
-
 def _f(row: Dict, label: str = "") -> str:
     if not row.get("ents_f") and row.get("ents_f") != 0:
         return ""
@@ -229,12 +221,12 @@ def report() -> None:
         names = [f"{f}_{setting}" for f in FRACTIONS for setting in SETTINGS]
         rows = {}
         for name in names:
-            rows[name] = _row(WORK / backbone / name)
+            rows[name] = bc5cdr_ner.run_row(WORK / backbone / name)
             for folder, suffix in EARLIER_SILVER.items():
-                rows[f"{name}_{suffix}"] = _row(WORK / f"{backbone}_{folder}" / name)
+                rows[f"{name}_{suffix}"] = bc5cdr_ner.run_row(WORK / f"{backbone}_{folder}" / name)
         rows = {name: row for name, row in rows.items() if row.get("ents_f") is not None}
         full = rows.get("100pct_gold", {}).get("ents_f")
-        wnut_rows = {s: _row(WORK / backbone / f"wnut17_{s}") for s in ("gold", "noise")}
+        wnut_rows = {s: bc5cdr_ner.run_row(WORK / backbone / f"wnut17_{s}") for s in ("gold", "noise")}
         wnut_rows = {s: r for s, r in wnut_rows.items() if r.get("ents_f") is not None}
         if not rows and not wnut_rows:
             continue

@@ -403,14 +403,8 @@ def wnut(steps: int = 300, eval_frequency: int = 50, force: bool = False) -> Non
 
 
 def _wnut_row(slug: str) -> Dict:
-    out = WNUT_WORK / slug
-    if not (out / "test_scores.json").exists():
-        return {}
-    meta = json.loads((out / "model-best" / "meta.json").read_text())
-    return {
-        "name": WNUT_SYSTEMS[slug], **json.loads((out / "test_scores.json").read_text()),
-        "dev_f": meta.get("performance", {}).get("ents_f"), **json.loads((out / "train_seconds.json").read_text()),
-    }
+    row = bc5cdr_ner.run_row(WNUT_WORK / slug)
+    return {"name": WNUT_SYSTEMS[slug], **row} if row else {}
 
 
 def _wnut_table(rows: Dict) -> List[str]:
@@ -422,7 +416,7 @@ def _wnut_table(rows: Dict) -> List[str]:
     for row in rows.values():
         lines.append(
             f"| {row['name']} | {row['dev_f'] or 0:.3f} | {row['ents_p']:.3f} | {row['ents_r']:.3f} | "
-            f"{row['ents_f']:.3f} | {row['seconds'] / 60:.0f} |"
+            f"{row['ents_f']:.3f} | {(row['train_seconds'] or 0) / 60:.0f} |"
         )
     return lines
 
