@@ -10,11 +10,13 @@ data, and WNUT-17 with and without the noise augmenter.
   unconstrained; `--abbreviations`: short forms defined after a matched long
   form are labelled too; `--open-name-words 1`: tokens of words more frequent
   in CTD's names than in the text stay fully open, as they may belong to a
-  disease CTD lacks), read with `spacy_llm_ner.silver_corpus.v1`. Earlier
-  runs are reported beside them: "silver open" (session 4,
-  `--missing-outside`: such tokens fully open; work/learning_curve/
-  cnn_open_silver) and "silver partial" (session 5, `--partial-outside`
-  alone; work/learning_curve/cnn_partial_silver).
+  disease CTD lacks; `--names-from` the gold sample: its mentions' texts are
+  names too, Chemical ones included, never denied), read with
+  `spacy_llm_ner.silver_corpus.v1`. Earlier runs are reported beside them:
+  "silver open" (session 4, `--missing-outside`: such tokens fully open;
+  work/learning_curve/cnn_open_silver), "silver partial" (session 5,
+  `--partial-outside` alone; cnn_partial_silver) and "silver ctd only"
+  (without `--names-from`; cnn_kb_silver).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -53,7 +55,7 @@ OPTIONAL = ("silver_o",)
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
 SILVER_OPTIONS = ("--partial-outside", "--abbreviations", "--open-name-words", "1")
 # Earlier silver labelling, kept for comparison: folder suffix -> row suffix.
-EARLIER_SILVER = {"open_silver": "open", "partial_silver": "partial"}
+EARLIER_SILVER = {"kb_silver": "ctd", "partial_silver": "partial", "open_silver": "open"}
 SILVER_WEIGHT = 0.5
 SEED = 0
 CTD_LOADER = {"@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:"}
@@ -83,7 +85,7 @@ def sample_gold(fraction: str) -> Path:
     raw = folder / "hidden_gold_text.jsonl"
     if gold_path.exists():
         if raw.exists():
-            _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS)
+            _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS, "--names-from", str(gold_path))
         return folder
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(BC5CDR / "train.spacy").get_docs(nlp.vocab))
@@ -95,7 +97,7 @@ def sample_gold(fraction: str) -> Path:
     rest = [docs[i] for i in sorted(order[n:])]
     if rest:
         raw.write_text("".join(json.dumps({"text": doc.text}) + "\n" for doc in rest))
-        _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS)
+        _weak_label(raw, folder / "silver.spacy", *SILVER_OPTIONS, "--names-from", str(gold_path))
     return folder
 
 
@@ -247,9 +249,10 @@ def report() -> None:
             )
         if any("silver" in name for name in rows):
             lines += [
-                "", "silver: weak labels with defined abbreviations; a token outside a match is \"not Disease\" "
-                "(any tag but a Disease one) unless its word is more frequent in CTD's names than in the text "
-                "(then fully open). silver partial: no abbreviations, every such token \"not Disease\". "
+                "", "silver: weak labels from CTD and the gold sample's mention texts, with defined abbreviations; "
+                "a token outside a match is \"not Disease\" (any tag but a Disease one) unless its word is more "
+                "frequent in CTD's names than in the text (then fully open). silver ctd: the same without the "
+                "gold sample's names. silver partial: CTD alone, no abbreviations, every such token \"not Disease\". "
                 "silver open: such tokens fully open (missing). silver o: such tokens \"O\".",
             ]
         if wnut_rows:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import SHARED_DATA
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.kb import EntityRecord, read_ctd
-from spacy_llm_ner.kb.weak import WeakLabeler, name_words, read_raw_docs
+from spacy_llm_ner.kb.weak import WeakLabeler, name_words, read_raw_docs, records_from_docs
 from spacy_llm_ner.training import SilverCorpus
 
 NLP = spacy.blank("en")
@@ -148,6 +148,42 @@ def test_name_words_are_enriched_in_the_names_not_in_the_text():
     assert set(name_words(labeler, docs, NLP.tokenizer, min_ratio=100.0)) < set(words)
 
 
+def _gold(text: str, ents: List[Tuple[int, int, str, str]]) -> Doc:
+    doc = NLP.make_doc(text)
+    doc.ents = [doc.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
+    return doc
+
+
+def test_records_from_docs_group_by_id_or_text():
+    docs = [
+        _gold("Cocaine and cocaine HCl.", [(0, 7, "Chemical", "D1"), (12, 23, "Chemical", "D1")]),
+        _gold("Cocaine, then Haloperidol.", [(0, 7, "Chemical", ""), (14, 25, "Chemical", "")]),
+    ]
+    records = records_from_docs(docs)
+    assert [(r.id, r.name, r.aliases, r.type) for r in records] == [
+        ("D1", "Cocaine", ["cocaine HCl"], "Chemical"),
+        ("Chemical:cocaine", "Cocaine", [], "Chemical"),
+        ("Chemical:haloperidol", "Haloperidol", [], "Chemical"),
+    ]
+
+
+def test_extra_records_are_matched_but_never_denied():
+    extra = records_from_docs([_gold("haloperidol", [(0, 11, "Chemical", "C9")])])
+    labeler = WeakLabeler(RECORDS, types=["Disease", "Chemical"], partial_outside=True, extra_records=extra)
+    doc = labeler(NLP.make_doc("Haloperidol caused renal failure."))
+    assert found(doc) == [("Haloperidol", "Chemical", "C9"), ("renal failure", "Disease", "D1")]
+    assert doc.user_data["weak_labels"] == ["Chemical", "Disease"]  # the KB has both types
+    disease_kb = WeakLabeler(RECORDS, types=["Disease"], partial_outside=True, extra_records=extra)
+    doc = disease_kb(NLP.make_doc("Haloperidol caused renal failure."))
+    # --types filters extra records too; without them, Chemical is not denied.
+    assert found(doc) == [("renal failure", "Disease", "D1")]
+    only_disease = [r for r in RECORDS if r.type == "Disease"]
+    labeler = WeakLabeler(only_disease, partial_outside=True, extra_records=extra)
+    doc = labeler(NLP.make_doc("Haloperidol caused renal failure."))
+    assert found(doc) == [("Haloperidol", "Chemical", "C9"), ("renal failure", "Disease", "D1")]
+    assert doc.user_data["weak_labels"] == ["Disease"] and labeler.labels == ["Chemical", "Disease"]
+
+
 def test_read_raw_docs_names_file_line_and_field(tmp_path):
     good = tmp_path / "raw.jsonl"
     good.write_text('{"text": "Renal failure."}\n\n{"text": "Lithium."}\n', encoding="utf8")
@@ -225,6 +261,26 @@ def test_cli_abbreviations_and_open_name_words(tmp_path):
     assert "failure" not in [s.text for s in doc.spans["weak_open"]]  # labelled
     bad = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--open-name-words", "1"])
     assert bad.exit_code == 1 and "--open-name-words needs --partial-outside" in _output(bad)
+
+
+def test_cli_names_from_annotated_docs(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("Haloperidol caused renal failure.\n", encoding="utf8")
+    gold = tmp_path / "gold.spacy"
+    DocBin(docs=[_gold("Haloperidol", [(0, 11, "Drug", "")])]).to_disk(gold)
+    out = tmp_path / "weak.spacy"
+    result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--names-from", str(gold),
+                                      "--partial-outside"])
+    assert result.exit_code == 0, result.output
+    assert "1 of the entities from" in _output(result)
+    (doc,) = DocBin().from_disk(out).get_docs(NLP.vocab)
+    assert found(doc) == [("Haloperidol", "Drug", "Drug:haloperidol"), ("renal failure", "Disease", "D1")]
+    assert list(doc.user_data["weak_labels"]) == ["Chemical", "Disease"]  # msgpack gives a tuple
+    (tmp_path / "bad.spacy").write_bytes(b"not a docbin")
+    bad = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--names-from", str(tmp_path / "bad.spacy")])
+    assert bad.exit_code == 1 and "bad.spacy: not a readable .spacy file" in _output(bad)
 
 
 def test_cli_bad_input_names_file_line_and_field(tmp_path):

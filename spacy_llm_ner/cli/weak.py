@@ -10,7 +10,7 @@ from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
 from ..kb.loaders import KB_FORMATS, read_records
-from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, name_words, read_raw_docs, read_stoplist
+from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, name_words, read_raw_docs, read_stoplist, records_from_docs
 from . import app
 
 
@@ -51,6 +51,11 @@ def weak_label_cli(
         help="With --partial-outside: leave fully open the words at least RATIO times more frequent in the KB's "
         "names than in the text (words of names the KB lacks); 0 = off",
     ),
+    names_from: List[Path] = typer.Option(
+        [], "--names-from", exists=True, dir_okay=False,
+        help="A .spacy file whose entities become names too, label = type (repeatable); a partial label never "
+        "denies their types unless the KB has them",
+    ),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer for .txt / .jsonl"),
 ) -> None:
     """Label raw text with the KB's names and aliases: longest match first,
@@ -70,10 +75,11 @@ def weak_label_cli(
             records = read_records(kb_path, fmt=fmt, strip_prefix=strip_prefix)
         if open_name_words and not partial_outside:
             msg.fail("--open-name-words needs --partial-outside", exits=1)
+        extra = [r for path in names_from for r in records_from_docs(_read_docs(path, nlp))]
         labeler = WeakLabeler(
             records, types=types or None, stoplist=words, min_length=min_length,
             case_sensitive=case_sensitive, missing_outside=missing_outside, partial_outside=partial_outside,
-            abbreviations=abbreviations,
+            abbreviations=abbreviations, extra_records=extra,
         )
         if not labeler.n_entities:
             only = f" of type {', '.join(types)}" if types else ""
@@ -82,6 +88,8 @@ def weak_label_cli(
             f"{labeler.n_entities} entities, {len(labeler)} names ({labeler.n_ambiguous_keys} shared by several "
             f"entities, {labeler.n_short} shorter than {min_length} left out)"
         )
+        if extra:
+            msg.info(f"{len(extra)} of the entities from {', '.join(map(str, names_from))}")
         if open_name_words:
             # A first pass over the text: the words' frequencies there.
             labeler.open_words = set(
@@ -107,3 +115,10 @@ def weak_label_cli(
     n_hits = sum(stats.stoplist_hits.values())
     top = ", ".join(f"{k} ({v})" for k, v in stats.stoplist_hits.most_common(5))
     msg.info(f"{n_hits} stop-list hits skipped" + (f": {top}" if top else ""))
+
+
+def _read_docs(path: Path, nlp: spacy.Language) -> List[spacy.tokens.Doc]:
+    try:
+        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    except Exception as err:  # msgpack / zlib errors say nothing of the file
+        raise ValueError(f"{path}: not a readable .spacy file ({type(err).__name__}: {err})") from None

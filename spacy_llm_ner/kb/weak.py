@@ -45,6 +45,7 @@ occurs in the doc as whole tokens, case as written, even when the short form
 alone is on the stop-list or not a name of the KB. Defined abbreviations are
 most of the mentions a vocabulary misses in abstracts (PD, ALF, VTE, ...).
 """
+import itertools
 import json
 import re
 from collections import Counter
@@ -138,6 +139,9 @@ class WeakLabeler:
         form, wherever they occur in the doc.
     open_words (Iterable[str]): Words whose tokens a partial label leaves
         fully open (compared lower-cased, or as written with `case_sensitive`).
+    extra_records (Iterable[EntityRecord]): Names not taken as complete, such
+        as those of annotated docs (`records_from_docs`): matched like the
+        KB's, but a partial label denies only the KB's own types.
     default_label (str): Label of records without a type.
     """
 
@@ -153,6 +157,7 @@ class WeakLabeler:
         partial_outside: bool = False,
         abbreviations: bool = False,
         open_words: Iterable[str] = (),
+        extra_records: Iterable[EntityRecord] = (),
         default_label: str = DEFAULT_LABEL,
     ) -> None:
         self.case_sensitive = case_sensitive
@@ -168,9 +173,13 @@ class WeakLabeler:
         preferred: List[str] = []
         by_key: Dict[str, List[int]] = {}
         self.n_short = 0
-        for record in records:
+        kb_labels: Set[str] = set()
+        extra = [(record, False) for record in extra_records]
+        for record, complete in itertools.chain(((r, True) for r in records), extra):
             if wanted is not None and record.type not in wanted:
                 continue
+            if complete:
+                kb_labels.add(record.type or default_label)
             index = len(entity_ids)
             entity_ids.append(record.id)
             labels.append(record.type or default_label)
@@ -192,6 +201,8 @@ class WeakLabeler:
         self._ids = entity_ids
         self._labels = labels
         self.labels: List[str] = sorted(set(labels))
+        # The types a partial label denies outside the matches.
+        self.complete_labels: List[str] = sorted(kb_labels)
         self.max_key_length = max((len(k) for k in by_key), default=0)
         self.n_ambiguous_keys = sum(n > 1 for n in self._n_entities)
         self.stats = WeakLabelStats()
@@ -293,7 +304,7 @@ class WeakLabeler:
         doc.user_data[SILVER_KEY] = True
         doc.user_data[AMBIGUOUS_KEY] = ambiguous
         if self.partial_outside:
-            doc.user_data[LABELS_KEY] = list(self.labels)
+            doc.user_data[LABELS_KEY] = list(self.complete_labels)
             doc.spans[STOPLISTED_KEY] = [Span(doc, start, end) for start, end, _ in stoplisted]
             doc.spans[OPEN_WORDS_KEY] = self._open_word_spans(doc, found)
         hits: Counter = Counter(key for _, _, key in stoplisted)
@@ -335,6 +346,26 @@ def _defined_short_forms(doc: Doc, spans: Sequence[Tuple[int, int, str]]) -> Ite
             span = doc.char_span(found.start(), found.end())
             if span is not None:
                 yield span.start, span.end, key
+
+
+def records_from_docs(docs: Iterable[Doc]) -> List[EntityRecord]:
+    """The entities of annotated docs as records: one per label and kb_id
+    (or, without a kb_id, per label and lower-cased text), its names the
+    mention texts in first-seen order. For names a KB lacks, e.g. those of a
+    few gold docs for a type no vocabulary covers.
+
+    docs (Iterable[Doc]): Docs with `doc.ents`.
+    RETURNS (List[EntityRecord]): The records, in first-seen order.
+    """
+    names: Dict[Tuple[str, str], Dict[str, None]] = {}
+    for doc in docs:
+        for ent in doc.ents:
+            key = (ent.label_, ent.kb_id_ or f"{ent.label_}:{ent.text.lower()}")
+            names.setdefault(key, {})[ent.text] = None
+    return [
+        EntityRecord(entity_id, next(iter(texts)), list(texts)[1:], type=label)
+        for (label, entity_id), texts in names.items()
+    ]
 
 
 def name_words(
