@@ -15,7 +15,7 @@ data, and WNUT-17 with and without the noise augmenter.
   `spacy_llm_ner.silver_corpus.v1`. Earlier runs are reported beside them:
   "silver open" (session 4, `--missing-outside`: such tokens fully open;
   work/learning_curve/cnn_open_silver), "silver partial" (session 5,
-  `--partial-outside` alone; cnn_partial_silver) and "silver ctd only"
+  `--partial-outside` alone; cnn_partial_silver) and "silver ctd"
   (without `--names-from`; cnn_kb_silver).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
