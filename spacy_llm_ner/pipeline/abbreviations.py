@@ -11,6 +11,8 @@ whose long form is no entity also lose their predictions.
 """
 from typing import Dict, Iterable, List, Set, Tuple
 
+import numpy
+from spacy.attrs import ORTH
 from spacy.tokens import Doc
 
 from ..kb.abbreviations import find_abbreviation_definitions
@@ -21,17 +23,18 @@ ABBREVIATION_MODES = ("none", "propagate", "consistent")
 
 
 class _Occurrences:
-    """Token positions of token sequences, indexed by first token once per doc."""
+    """Token positions of token sequences, found on the doc's ORTH ids (no
+    Token objects: this runs on every doc of a fast CNN pipeline)."""
 
     def __init__(self, doc: Doc) -> None:
-        self.words = [token.text for token in doc]
-        self.by_first: Dict[str, List[int]] = {}
-        for i, word in enumerate(self.words):
-            self.by_first.setdefault(word, []).append(i)
+        self.orths = doc.to_array(ORTH)
 
-    def find(self, words: List[str]) -> List[Tuple[int, int]]:
-        n = len(words)
-        return [(i, i + n) for i in self.by_first.get(words[0], []) if self.words[i : i + n] == words]
+    def find(self, orths: List[int]) -> List[Tuple[int, int]]:
+        n = len(orths)
+        if not n or n > len(self.orths):
+            return []
+        starts = numpy.flatnonzero(self.orths[: len(self.orths) - n + 1] == orths[0])
+        return [(int(i), int(i) + n) for i in starts if self.orths[i : i + n].tolist() == orths]
 
 
 def propagate_abbreviations(
@@ -67,7 +70,7 @@ def propagate_abbreviations(
         source, score = by_end_char.get(chars[1], (None, 0.0))
         if source is not None and doc[source[0]].idx < chars[0]:
             source = None  # the entity reaches before the long form
-        for start, end in occurrences.find([token.text for token in short]):
+        for start, end in occurrences.find([token.orth for token in short]):
             if any(i in blocked for i in range(start, end)):
                 continue
             overlapping = {taken[i] for i in range(start, end) if i in taken}
