@@ -216,6 +216,15 @@ def _write_kb(path):
     ])
 
 
+def _cli_files(tmp_path, raw_text: str, raw_name: str = "raw.txt"):
+    """A KB of RECORDS, a raw-text file and an output path."""
+    kb = tmp_path / "kb.jsonl"
+    _write_kb(kb)
+    raw = tmp_path / raw_name
+    raw.write_text(raw_text, encoding="utf8")
+    return kb, raw, tmp_path / "weak.spacy"
+
+
 def test_cli_end_to_end(tmp_path):
     kb = tmp_path / "kb.jsonl"
     _write_kb(kb)
@@ -247,11 +256,7 @@ def test_cli_end_to_end(tmp_path):
 
 
 def test_cli_abbreviations_and_open_name_words(tmp_path):
-    kb = tmp_path / "kb.jsonl"
-    _write_kb(kb)
-    raw = tmp_path / "raw.txt"
-    raw.write_text("Acute renal failure (ARF) after lithium. The ARF and leukemias resolved.\n", encoding="utf8")
-    out = tmp_path / "weak.spacy"
+    kb, raw, out = _cli_files(tmp_path, "Acute renal failure (ARF) after lithium. The ARF and leukemias resolved.\n")
     args = ["weak-label", str(kb), str(raw), str(out), "--types", "Disease", "--abbreviations", "--partial-outside"]
     result = CliRunner().invoke(app, args + ["--open-name-words", "1"])
     assert result.exit_code == 0, result.output
@@ -264,13 +269,9 @@ def test_cli_abbreviations_and_open_name_words(tmp_path):
 
 
 def test_cli_names_from_annotated_docs(tmp_path):
-    kb = tmp_path / "kb.jsonl"
-    _write_kb(kb)
-    raw = tmp_path / "raw.txt"
-    raw.write_text("Haloperidol caused renal failure.\n", encoding="utf8")
+    kb, raw, out = _cli_files(tmp_path, "Haloperidol caused renal failure.\n")
     gold = tmp_path / "gold.spacy"
     DocBin(docs=[_gold("Haloperidol", [(0, 11, "Drug", "")])]).to_disk(gold)
-    out = tmp_path / "weak.spacy"
     result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--names-from", str(gold),
                                       "--partial-outside"])
     assert result.exit_code == 0, result.output
@@ -284,11 +285,7 @@ def test_cli_names_from_annotated_docs(tmp_path):
 
 
 def test_cli_bad_input_names_file_line_and_field(tmp_path):
-    kb = tmp_path / "kb.jsonl"
-    _write_kb(kb)
-    raw = tmp_path / "raw.jsonl"
-    raw.write_text('{"text": "Renal failure."}\n{"body": "x"}\n', encoding="utf8")
-    out = tmp_path / "out.spacy"
+    kb, raw, out = _cli_files(tmp_path, '{"text": "Renal failure."}\n{"body": "x"}\n', "raw.jsonl")
     result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out)])
     assert result.exit_code == 1
     assert "raw.jsonl, line 2, field 'text'" in _output(result) and not out.exists()
