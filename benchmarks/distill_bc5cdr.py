@@ -6,7 +6,8 @@ Tok2Vec, optimizer and step budget, in one run.
 
     python benchmarks/distill_bc5cdr.py all
 
-Stages: corpus (the teacher labels the training text with its per-token tag
+Stages: corpus (the teacher labels the training text and, unless
+--no-definitions, CTD's disease definitions as raw text with its per-token tag
 distributions: `python -m spacy_llm_ner distill-corpus`), train, evaluate.
 `benchmarks/frontier.py` then puts the students beside the fp32 and int8
 teachers (F1 against words/second).

@@ -105,12 +105,20 @@ def sample_gold(fraction: str) -> Path:
 
 
 def _weak_label(raw: Path, out: Path, *options: str) -> None:
-    if not out.exists():
-        bc5cdr_ner.run(
-            [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(out), "--strip-prefix",
-             "MESH:", *options],
-            out.with_suffix(".log"),
-        )
+    # The options travel beside the output, so that silver made with other
+    # options is never reused silently.
+    stamp = out.with_suffix(".options")
+    wanted = " ".join(options)
+    if out.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return
+    if out.exists():
+        print(f"{out}: labelled with other options than {wanted!r}; labelling again")
+    bc5cdr_ner.run(
+        [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(out), "--strip-prefix",
+         "MESH:", *options],
+        out.with_suffix(".log"),
+    )
+    stamp.write_text(wanted)
 
 
 def link_silver(folder: Path, setting: str) -> Path:

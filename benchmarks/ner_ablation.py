@@ -233,6 +233,7 @@ def speed(repeats: int = 3, only: str = "") -> None:
             model = _untrained("ours_crf")
         if not model.exists():
             continue
+        (WORK / slug).mkdir(exist_ok=True)
         runners = {
             "speed": bc5cdr_ner.pipe_runner(model, texts),
             "speed_predict128": bc5cdr_ner.pipe_runner(model, texts, overrides=_predict_128(model)),
@@ -340,9 +341,10 @@ def report() -> None:
     if ceiling:
         rows["ceiling"] = {"name": "bare MiniLM forward", "words_per_second": ceiling}
         lines.append(f"| ceiling: bare MiniLM forward (no spaCy) | | | | | | | | | {ceiling:,.0f} | | {ceiling:,.0f} |")
-    lines += ["", "words/s: `nlp.pipe` on the 119k-word test set, 2 threads, best of 2, measured by `evaluate` or "
+    lines += ["", "words/s: `nlp.pipe` on the 119k-word test set, 2 threads, best round, measured by `evaluate` or "
               "`speed` at different times on a shared machine whose speed varies by up to 2x between sessions; "
-              "compare a figure only with those of the same `speed` run (the ceiling's is the latest)."]
+              "compare a figure only with those of the same `speed` run (the ceiling's is the best of all "
+              "variants' rounds; each variant's own is in the table below)."]
     if any("earlier_run" in row for row in rows.values()):
         lines += ["", "¹ from `benchmarks/bc5cdr_ner.py`'s run (same config, steps and seed; not re-trained here); "
                   "its words/s are those of the same pipeline untrained, measured in this run."]

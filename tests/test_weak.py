@@ -128,12 +128,41 @@ def test_abbreviations_defined_after_a_match_label_every_occurrence():
     assert not doc.spans.get("weak_stoplisted", [])
 
 
+def test_short_form_needs_a_match_holding_the_whole_long_form():
+    records = [EntityRecord("N", "nitrogen", [], type="Chemical"), EntityRecord("U", "urea nitrogen", [], type="Chemical")]
+    text = "Blood urea nitrogen (BUN) rose; BUN fell."
+    # "urea nitrogen" ends the long form "Blood urea nitrogen" but does not hold it.
+    doc = WeakLabeler(records, abbreviations=True)(NLP.make_doc(text))
+    assert [e.text for e in doc.ents] == ["urea nitrogen"]
+    whole = WeakLabeler([*records, EntityRecord("B", "blood urea nitrogen", [], type="Chemical")], abbreviations=True)
+    assert found(whole(NLP.make_doc(text))) == [
+        ("Blood urea nitrogen", "Chemical", "B"), ("BUN", "Chemical", "B"), ("BUN", "Chemical", "B"),
+    ]
+
+
+def test_extra_record_with_a_kb_id_joins_that_entity():
+    text = "renal insufficiency and kidney failure"
+    extra = records_from_docs([_gold(text, [(0, 19, "Disease", "D1"), (24, 38, "Disease", "-1")])])
+    assert [r.id for r in extra] == ["D1", "Disease:kidney failure"]  # "-1" is no id
+    labeler = WeakLabeler(RECORDS, types=["Disease"], extra_records=extra)
+    assert labeler.n_extra_entities == 1  # D1 joined the KB's D1
+    plain = WeakLabeler(RECORDS, types=["Disease"])
+    # "renal insufficiency" is a new name of D1; "kidney failure" is now
+    # shared by D1 and the made-up entity.
+    assert labeler.n_ambiguous_keys == plain.n_ambiguous_keys + 1
+    doc = labeler(NLP.make_doc("Renal insufficiency."))
+    assert found(doc) == [("Renal insufficiency", "Disease", "D1")] and doc.user_data["weak_ambiguous"] == 0
+
+
 def test_open_words_stay_open_under_partial_labels():
     text = "Renal failure and lithium nephropathy were seen in patients."
     doc = label(text, types=["Disease"], partial_outside=True, open_words=["Nephropathy", "renal"])
     # "renal" is inside a match: a labelled token is never opened.
     assert [s.text for s in doc.spans["weak_open"]] == ["nephropathy"]
     assert [s.text for s in label(text, types=["Disease"], partial_outside=True).spans["weak_open"]] == []
+    cased = WeakLabeler(RECORDS, types=["Disease"], partial_outside=True, case_sensitive=True, open_words=["Lithium"])
+    doc = cased(NLP.make_doc("Lithium and lithium."))
+    assert [s.text for s in doc.spans["weak_open"]] == ["Lithium"]
 
 
 def test_name_words_are_enriched_in_the_names_not_in_the_text():
@@ -275,7 +304,7 @@ def test_cli_names_from_annotated_docs(tmp_path):
     result = CliRunner().invoke(app, ["weak-label", str(kb), str(raw), str(out), "--names-from", str(gold),
                                       "--partial-outside"])
     assert result.exit_code == 0, result.output
-    assert "1 of the entities from" in _output(result)
+    assert "1 entities from" in _output(result) and ": 1 new" in _output(result)
     (doc,) = DocBin().from_disk(out).get_docs(NLP.vocab)
     assert found(doc) == [("Haloperidol", "Drug", "Drug:haloperidol"), ("renal failure", "Disease", "D1")]
     assert list(doc.user_data["weak_labels"]) == ["Chemical", "Disease"]  # msgpack gives a tuple

@@ -53,8 +53,8 @@ def weak_label_cli(
     ),
     names_from: List[Path] = typer.Option(
         [], "--names-from", exists=True, dir_okay=False,
-        help="A .spacy file whose entities become names too, label = type (repeatable); a partial label never "
-        "denies their types unless the KB has them",
+        help="A .spacy file whose entities become names too, label = type, filtered by --types (repeatable); "
+        "a partial label never denies their types unless the KB has them",
     ),
     lang: str = typer.Option("en", "--lang", help="Language of the tokenizer for .txt / .jsonl"),
 ) -> None:
@@ -88,12 +88,15 @@ def weak_label_cli(
             f"{labeler.n_entities} entities, {len(labeler)} names ({labeler.n_ambiguous_keys} shared by several "
             f"entities, {labeler.n_short} shorter than {min_length} left out)"
         )
-        if extra:
-            msg.info(f"{len(extra)} of the entities from {', '.join(map(str, names_from))}")
+        if names_from:
+            msg.info(
+                f"{len(extra)} entities from {', '.join(map(str, names_from))}: {labeler.n_extra_entities} new, "
+                "the rest left out by --types or merged into the KB entity of the same id"
+            )
         if open_name_words:
             # A first pass over the text: the words' frequencies there.
-            labeler.open_words = set(
-                name_words(labeler, read_raw_docs(raw_path, nlp), nlp.tokenizer, min_ratio=open_name_words)
+            labeler.open_words = name_words(
+                labeler, read_raw_docs(raw_path, nlp), nlp.tokenizer, min_ratio=open_name_words
             )
             msg.info(f"{len(labeler.open_words)} name words left open (ratio >= {open_name_words:g})")
         out = DocBin(store_user_data=True)

@@ -138,10 +138,13 @@ class WeakLabeler:
     abbreviations (bool): Label the short forms defined after a matched long
         form, wherever they occur in the doc.
     open_words (Iterable[str]): Words whose tokens a partial label leaves
-        fully open (compared lower-cased, or as written with `case_sensitive`).
+        fully open (compared lower-cased, or as written with `case_sensitive`;
+        without `partial_outside` nothing is denied, so they do nothing).
     extra_records (Iterable[EntityRecord]): Names not taken as complete, such
         as those of annotated docs (`records_from_docs`): matched like the
-        KB's, but a partial label denies only the KB's own types.
+        KB's (`types` filters them too; one with a KB entity's id and type
+        adds its names to that entity), but a partial label denies only the
+        KB's own types.
     default_label (str): Label of records without a type.
     """
 
@@ -162,7 +165,7 @@ class WeakLabeler:
     ) -> None:
         self.case_sensitive = case_sensitive
         self.abbreviations = abbreviations
-        self.open_words: Set[str] = {_key(w, case_sensitive) for w in open_words if w.strip()}
+        self.open_words = open_words  # type: ignore[assignment]  # normalised by the setter
         self.missing_outside = missing_outside or partial_outside
         self.partial_outside = partial_outside
         self.min_length = min_length
@@ -173,22 +176,34 @@ class WeakLabeler:
         preferred: List[str] = []
         by_key: Dict[str, List[int]] = {}
         self.n_short = 0
+        self.n_extra_entities = 0
         kb_labels: Set[str] = set()
+        kb_index: Dict[Tuple[str, str], int] = {}
         extra = [(record, False) for record in extra_records]
         for record, complete in itertools.chain(((r, True) for r in records), extra):
+            label = record.type or default_label
             if wanted is not None and record.type not in wanted:
                 continue
-            if complete:
-                kb_labels.add(record.type or default_label)
-            index = len(entity_ids)
-            entity_ids.append(record.id)
-            labels.append(record.type or default_label)
-            preferred.append(_key(record.name, case_sensitive))
+            # An extra record with a KB entity's id and type adds names to
+            # that entity instead of making its names look ambiguous.
+            index = kb_index.get((record.id, label)) if not complete else None
+            if index is None:
+                index = len(entity_ids)
+                entity_ids.append(record.id)
+                labels.append(label)
+                preferred.append(_key(record.name, case_sensitive))
+                if complete:
+                    kb_labels.add(label)
+                    kb_index[(record.id, label)] = index
+                else:
+                    self.n_extra_entities += 1
             for name in dict.fromkeys(_key(n, case_sensitive) for n in record.all_names()):
                 if len(name) < min_length:
                     self.n_short += 1
                     continue
-                by_key.setdefault(name, []).append(index)
+                indices = by_key.setdefault(name, [])
+                if index not in indices:
+                    indices.append(index)
         self.n_entities = len(entity_ids)
         self.trie = marisa_trie.Trie(by_key.keys())
         # Payloads indexed by the trie's own key ids.
@@ -206,6 +221,16 @@ class WeakLabeler:
         self.max_key_length = max((len(k) for k in by_key), default=0)
         self.n_ambiguous_keys = sum(n > 1 for n in self._n_entities)
         self.stats = WeakLabelStats()
+
+    @property
+    def open_words(self) -> Set[str]:
+        """Words whose tokens a partial label leaves fully open (normalised
+        like names: lower-cased unless `case_sensitive`)."""
+        return self._open_words
+
+    @open_words.setter
+    def open_words(self, words: Iterable[str]) -> None:
+        self._open_words = {_key(w, self.case_sensitive) for w in words if w.strip()}
 
     def __len__(self) -> int:
         """RETURNS (int): The number of distinct names matched."""
@@ -271,7 +296,7 @@ class WeakLabeler:
                 spans.append((start, end, key))
                 covered.update(range(start, end))
         if self.abbreviations:
-            for start, end, key in _defined_short_forms(doc, spans):
+            for start, end, key in _defined_short_forms(doc, list(spans)):
                 if covered.isdisjoint(range(start, end)):
                     spans.append((start, end, key))
                     covered.update(range(start, end))
@@ -336,11 +361,14 @@ class WeakLabeler:
 
 def _defined_short_forms(doc: Doc, spans: Sequence[Tuple[int, int, str]]) -> Iterator[Tuple[int, int, str]]:
     """(start token, end token, long form's key) of every occurrence of a
-    short form defined right after a matched long form."""
-    ends = {doc[end - 1].idx + len(doc[end - 1]): key for _, end, key in spans}
+    short form defined next to a matched long form ("long (SF)", or
+    "SF (long)"), the match covering the whole long form."""
+    ends = {doc[end - 1].idx + len(doc[end - 1]): (doc[start].idx, key) for start, end, key in spans}
     for definition in find_abbreviation_definitions(doc.text):
-        key = ends.get(definition.long_start + len(definition.long))
-        if key is None or len(definition.short) < 2:
+        start_char, key = ends.get(definition.long_start + len(definition.long), (-1, None))
+        # The match must hold the whole long form: "nitrogen" ends "blood
+        # urea nitrogen (BUN)" but is not what BUN stands for.
+        if key is None or start_char > definition.long_start or len(definition.short) < 2:
             continue
         for found in re.finditer(re.escape(definition.short), doc.text):
             span = doc.char_span(found.start(), found.end())
@@ -348,9 +376,15 @@ def _defined_short_forms(doc: Doc, spans: Sequence[Tuple[int, int, str]]) -> Ite
                 yield span.start, span.end, key
 
 
+def _is_entity_id(kb_id: str) -> bool:
+    # BC5CDR-style placeholders: "-1" (no concept), "D1|D2" (composite).
+    return bool(kb_id) and kb_id != "-1" and "|" not in kb_id
+
+
 def records_from_docs(docs: Iterable[Doc]) -> List[EntityRecord]:
     """The entities of annotated docs as records: one per label and kb_id
-    (or, without a kb_id, per label and lower-cased text), its names the
+    (or, without a kb_id or with a placeholder such as "-1" or "D1|D2", per
+    label and lower-cased text), its names the
     mention texts in first-seen order. For names a KB lacks, e.g. those of a
     few gold docs for a type no vocabulary covers.
 
@@ -360,7 +394,8 @@ def records_from_docs(docs: Iterable[Doc]) -> List[EntityRecord]:
     names: Dict[Tuple[str, str], Dict[str, None]] = {}
     for doc in docs:
         for ent in doc.ents:
-            key = (ent.label_, ent.kb_id_ or f"{ent.label_}:{ent.text.lower()}")
+            kb_id = ent.kb_id_ if _is_entity_id(ent.kb_id_) else ""
+            key = (ent.label_, kb_id or f"{ent.label_}:{ent.text.lower()}")
             names.setdefault(key, {})[ent.text] = None
     return [
         EntityRecord(entity_id, next(iter(texts)), list(texts)[1:], type=label)
