@@ -173,6 +173,18 @@ def evaluate(only: str = "") -> None:
         (WORK / slug(system) / "test_scores.json").write_text(json.dumps(test_scores(model), indent=2))
 
 
+def tiled_prediction(model: Path) -> Dict:
+    """Load-time override that makes a model trained with 128/96 windows
+    predict with windows tiling the doc (128/128), for either span getter:
+    spacy_llm_ner.strided_spans.v1 has `predict_stride`, spacy-transformers'
+    getter only `stride` (used for prediction alone once trained)."""
+    from spacy import util
+
+    getter = util.load_config(model / "config.cfg")["components"]["transformer"]["model"]["get_spans"]
+    key = "predict_stride" if getter["@span_getters"] == "spacy_llm_ner.strided_spans.v1" else "stride"
+    return {f"components.transformer.model.get_spans.{key}": 128}
+
+
 def run_row(out: Path) -> Dict:
     """What a training run left in its folder: test scores (test_scores.json),
     model-best's dev F, train seconds and steps; {} without test scores."""

@@ -39,9 +39,6 @@ SYSTEMS: Dict[str, Path] = {
     "spaCy ner, CNN (stock)": WORK / "stock_cnn" / "model-best",
     "spaCy ner, MiniLM (stock)": WORK / "spaCy_stock" / "model-best",
 }
-# Prediction windows that tile the doc (128/128) instead of the training
-# windows (128/96); the trained weights are the same.
-TILED = {"@span_getters": "spacy_llm_ner.strided_spans.v1", "window": 128, "stride": 96, "predict_stride": 128}
 CEILING = "ceiling: bare MiniLM forward (no spaCy)"
 
 
@@ -55,7 +52,10 @@ def overrides(name: str, model: Path) -> Dict:
     if "transformer_ner" in config["components"]:
         out["components.transformer_ner.abbreviations"] = "consistent"
     if "tiled" in name:
-        out["components.transformer.model.get_spans"] = TILED
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bc5cdr_ner import tiled_prediction
+
+        out.update(tiled_prediction(model))
     return out
 
 

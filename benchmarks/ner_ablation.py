@@ -32,17 +32,6 @@ NER = "transformer_ner"
 STEPS_DEFAULT = 500
 # Inference-time abbreviation consistency, scored for every trained variant.
 ABBREVIATIONS = {"components": {NER: {"abbreviations": "consistent"}}}
-# Prediction windows tiling the doc, for models trained with 128/96.
-PREDICT_128 = {"components.transformer.model.get_spans.stride": 128}
-PREDICT_128_V1 = {"components.transformer.model.get_spans.predict_stride": 128}
-
-
-def _predict_128(model: Path) -> Dict:
-    """The override that tiles prediction windows, for either span getter."""
-    from spacy import util
-
-    getter = util.load_config(model / "config.cfg")["components"]["transformer"]["model"]["get_spans"]
-    return PREDICT_128_V1 if getter["@span_getters"] == "spacy_llm_ner.strided_spans.v1" else PREDICT_128
 app = typer.Typer(add_completion=False)
 
 LEXICAL = {"attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500], "width": 64,
@@ -173,7 +162,8 @@ def evaluate(only: str = "") -> None:
             scores = bc5cdr_ner.test_scores(model, overrides=ABBREVIATIONS)
             (out / "test_scores_abbr.json").write_text(json.dumps(scores, indent=2))
         if slug != "spaCy_stock" and not (out / "test_scores_abbr_predict128.json").exists():
-            scores = bc5cdr_ner.test_scores(model, overrides={**_predict_128(model), f"components.{NER}.abbreviations": "consistent"})
+            tiled = {**bc5cdr_ner.tiled_prediction(model), f"components.{NER}.abbreviations": "consistent"}
+            scores = bc5cdr_ner.test_scores(model, overrides=tiled)
             (out / "test_scores_abbr_predict128.json").write_text(json.dumps(scores, indent=2))
         if not (out / "speed.json").exists():
             (out / "speed.json").write_text(json.dumps(bc5cdr_ner.words_per_second(model, texts)))
@@ -236,7 +226,7 @@ def speed(repeats: int = 3, only: str = "") -> None:
         (WORK / slug).mkdir(exist_ok=True)
         runners = {
             "speed": bc5cdr_ner.pipe_runner(model, texts),
-            "speed_predict128": bc5cdr_ner.pipe_runner(model, texts, overrides=_predict_128(model)),
+            "speed_predict128": bc5cdr_ner.pipe_runner(model, texts, overrides=bc5cdr_ner.tiled_prediction(model)),
             "ceiling": ceiling,
         }
         results = bc5cdr_ner.interleaved_words_per_second(runners, repeats)
