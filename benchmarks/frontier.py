@@ -35,6 +35,8 @@ SYSTEMS: Dict[str, Path] = {
     "transformer_ner, MiniLM int8": WORK / "ours_crf_lexical_int8",
     "transformer_ner, MiniLM int8, tiled windows": WORK / "ours_crf_lexical_int8",
     "transformer_ner, CNN student (distilled)": WORK / "cnn_distilled" / "model-best",
+    "transformer_ner, CNN student (distilled, 6k steps)": WORK / "cnn_distilled_6k" / "model-best",
+    "transformer_ner, CNN student (distilled, depth 2, 6k steps)": WORK / "cnn_distilled_depth2_6k" / "model-best",
     "transformer_ner, CNN (gold only)": WORK / "cnn_gold" / "model-best",
     "spaCy ner, CNN (stock)": WORK / "stock_cnn" / "model-best",
     "spaCy ner, MiniLM (stock)": WORK / "spaCy_stock" / "model-best",
@@ -112,7 +114,7 @@ def measure(model: Path, output: Path, n_latency: int = 200, spans: str = "", co
 
 
 @app.command()
-def measure_all() -> None:
+def measure_all(reuse: bool = typer.Option(False, help="Keep the measurements of systems measured before")) -> None:
     """Each existing system in a fresh process (accuracy, latency, peak RSS,
     size), then all of them and the ceiling in one interleaved throughput
     run (`speed`)."""
@@ -123,8 +125,9 @@ def measure_all() -> None:
             continue
         slug = name.split(", ", 1)[1].replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
         out = WORK / f"frontier_{slug}.json"
-        subprocess.run([sys.executable, __file__, "measure", str(model), str(out),
-                        "--config", json.dumps(overrides(name, model))], check=True, cwd=ROOT)
+        if not (reuse and out.exists() and out.stat().st_mtime > model.stat().st_mtime):
+            subprocess.run([sys.executable, __file__, "measure", str(model), str(out),
+                            "--config", json.dumps(overrides(name, model))], check=True, cwd=ROOT)
         results[name] = json.loads(out.read_text())
         print(name, {k: v for k, v in results[name].items() if k != "ents_per_type"})
     (WORK / "frontier.json").write_text(json.dumps(results, indent=2))

@@ -10,6 +10,7 @@ from thinc.api import fix_random_seed
 from conftest import TRAIN_DATA
 from util import make_nlp, train
 
+from spacy_llm_ner.kb.abbreviations import short_form_uses
 from spacy_llm_ner.pipeline.abbreviations import propagate_abbreviations
 
 TEXT = (
@@ -146,3 +147,34 @@ def test_config_override_of_inference_settings_wins_over_saved_cfg(tmp_path):
     assert (plain.cfg["abbreviations"], plain.cfg["threshold"]) == ("none", 0.0)
     restored = make_nlp("tok2vec", abbreviations="propagate").from_bytes(nlp.to_bytes()).get_pipe("transformer_ner")
     assert restored.cfg["abbreviations"] == "propagate" and restored.labels == ("CHEM", "DIS")
+
+
+def test_short_form_uses_are_whole_tokens_as_written():
+    doc = NLP("Blood urea nitrogen (BUN) rose. BUNs and bun differ from BUN.")
+    (abbr, uses), = short_form_uses(doc)
+    assert (abbr.short, abbr.long) == ("BUN", "Blood urea nitrogen")
+    assert [doc[s:e].text for s, e in uses] == ["BUN", "BUN"]
+    assert uses[0] == _tokens(doc, "BUN") and uses[1] == _tokens(doc, "BUN", 2)
+
+
+def test_short_form_not_whole_tokens_where_defined_has_no_uses():
+    words = ["Chronic", "kidney", "disease", "(", "CKD", ")x", "and", "CKD", "."]
+    doc = spacy.tokens.Doc(NLP.vocab, words=words, spaces=[True, True, True, False, False, True, True, False, False])
+    assert doc.text == "Chronic kidney disease (CKD)x and CKD."
+    assert [(a.short, uses) for a, uses in short_form_uses(doc)] == [("CKD", [(4, 5), (7, 8)])]
+    split = spacy.tokens.Doc(NLP.vocab, words=["Chronic", "kidney", "disease", "(", "CK", "D)", "and", "CKD"],
+                             spaces=[True, True, True, False, False, True, True, False])
+    assert [(a.short, uses) for a, uses in short_form_uses(split)] == [("CKD", [])]
+
+
+def test_weak_labels_and_predictions_find_the_same_uses():
+    from spacy_llm_ner.kb.records import EntityRecord
+    from spacy_llm_ner.kb.weak import WeakLabeler
+
+    doc = NLP(TEXT)
+    records = [EntityRecord("C1", "puromycin aminonucleoside", [], type="CHEM"),
+               EntityRecord("D1", "nephrotic syndrome", [], type="DIS")]
+    weak = WeakLabeler(records, abbreviations=True)(NLP.make_doc(TEXT))
+    long_forms = [((*_tokens(doc, "Puromycin aminonucleoside"), 0), 1.0), ((*_tokens(doc, "nephrotic syndrome"), 1), 1.0)]
+    predicted = propagate_abbreviations(doc, long_forms)
+    assert [(e.start, e.end, e.label_) for e in weak.ents] == [(s, e, ("CHEM", "DIS")[k]) for (s, e, k), _ in predicted]

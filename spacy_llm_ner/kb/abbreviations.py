@@ -10,7 +10,11 @@ word; the long form has at most min(|SF| + 5, 2 |SF|) words. The first
 definition of a short form in a text wins.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy
+from spacy.attrs import ORTH
+from spacy.tokens import Doc
 
 _SEPARATORS = " \t\n\r\f-"
 
@@ -159,3 +163,40 @@ def find_abbreviations(text: str) -> Dict[str, str]:
     for abbr in find_abbreviation_definitions(text):
         out.setdefault(abbr.short, abbr.long)
     return out
+
+
+def short_form_uses(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
+    """The first definition of each short form defined in a doc, with every
+    use of that short form (its own place in the definition included).
+
+    A use is the same tokens as the short form where it is defined, found on
+    the doc's ORTH ids (no Token objects: this runs on every doc of a fast
+    CNN pipeline), so "BUN" is not found inside "BUNs". A short form that is
+    not whole tokens where it is defined has no uses.
+
+    doc (Doc): A tokenized doc.
+    RETURNS (List[Tuple[Abbreviation, List[Tuple[int, int]]]]): Each
+        definition with the (start, end) token spans of the uses.
+    """
+    definitions = find_abbreviation_definitions(doc.text) if len(doc) else []
+    if not definitions:
+        return []
+    orths = doc.to_array(ORTH)
+    seen: Set[str] = set()
+    found = []
+    for abbr in definitions:
+        if abbr.short in seen:
+            continue
+        seen.add(abbr.short)
+        short = doc.char_span(abbr.start, abbr.start + len(abbr.short))
+        uses = _occurrences(orths, [token.orth for token in short]) if short is not None else []
+        found.append((abbr, uses))
+    return found
+
+
+def _occurrences(orths: numpy.ndarray, sequence: Sequence[int]) -> List[Tuple[int, int]]:
+    n = len(sequence)
+    if not n or n > len(orths):
+        return []
+    starts = numpy.flatnonzero(orths[: len(orths) - n + 1] == sequence[0])
+    return [(int(i), int(i) + n) for i in starts if orths[i : i + n].tolist() == list(sequence)]

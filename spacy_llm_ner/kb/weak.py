@@ -47,7 +47,6 @@ most of the mentions a vocabulary misses in abstracts (PD, ALF, VTE, ...).
 """
 import itertools
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +59,7 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, DocBin, Span
 
-from .abbreviations import find_abbreviation_definitions
+from .abbreviations import short_form_uses
 from .records import EntityRecord
 
 SILVER_KEY = "silver"
@@ -360,20 +359,18 @@ class WeakLabeler:
 
 
 def _defined_short_forms(doc: Doc, spans: Sequence[Tuple[int, int, str]]) -> Iterator[Tuple[int, int, str]]:
-    """(start token, end token, long form's key) of every occurrence of a
-    short form defined next to a matched long form ("long (SF)", or
-    "SF (long)"), the match covering the whole long form."""
+    """(start token, end token, long form's key) of every use of a short form
+    defined next to a matched long form ("long (SF)", or "SF (long)"), the
+    match covering the whole long form."""
     ends = {doc[end - 1].idx + len(doc[end - 1]): (doc[start].idx, key) for start, end, key in spans}
-    for definition in find_abbreviation_definitions(doc.text):
-        start_char, key = ends.get(definition.long_start + len(definition.long), (-1, None))
+    for abbr, uses in short_form_uses(doc):
+        start_char, key = ends.get(abbr.long_start + len(abbr.long), (-1, None))
         # The match must hold the whole long form: "nitrogen" ends "blood
         # urea nitrogen (BUN)" but is not what BUN stands for.
-        if key is None or start_char > definition.long_start or len(definition.short) < 2:
+        if key is None or start_char > abbr.long_start or len(abbr.short) < 2:
             continue
-        for found in re.finditer(re.escape(definition.short), doc.text):
-            span = doc.char_span(found.start(), found.end())
-            if span is not None:
-                yield span.start, span.end, key
+        for start, end in uses:
+            yield start, end, key
 
 
 def _is_entity_id(kb_id: str) -> bool:

@@ -11,30 +11,13 @@ whose long form is no entity also lose their predictions.
 """
 from typing import Dict, Iterable, List, Set, Tuple
 
-import numpy
-from spacy.attrs import ORTH
 from spacy.tokens import Doc
 
-from ..kb.abbreviations import find_abbreviation_definitions
+from ..kb.abbreviations import short_form_uses
 
 # ((start token, end token, label index), confidence), as the decoders give them.
 Scored = Tuple[Tuple[int, int, int], float]
 ABBREVIATION_MODES = ("none", "propagate", "consistent")
-
-
-class _Occurrences:
-    """Token positions of token sequences, found on the doc's ORTH ids (no
-    Token objects: this runs on every doc of a fast CNN pipeline)."""
-
-    def __init__(self, doc: Doc) -> None:
-        self.orths = doc.to_array(ORTH)
-
-    def find(self, orths: List[int]) -> List[Tuple[int, int]]:
-        n = len(orths)
-        if not n or n > len(self.orths):
-            return []
-        starts = numpy.flatnonzero(self.orths[: len(self.orths) - n + 1] == orths[0])
-        return [(int(i), int(i) + n) for i in starts if self.orths[i : i + n].tolist() == orths]
 
 
 def propagate_abbreviations(
@@ -53,24 +36,18 @@ def propagate_abbreviations(
         non-overlapping.
     """
     result = dict(spans)
-    definitions = find_abbreviation_definitions(doc.text) if len(doc) else []
-    if not definitions:
+    uses = short_form_uses(doc)
+    if not uses:
         return sorted(result.items())
     taken: Dict[int, Tuple[int, int, int]] = {i: key for key in result for i in range(key[0], key[1])}
     # The long forms' entities as predicted, before any change made here.
     by_end_char = {doc[key[1] - 1].idx + len(doc[key[1] - 1]): (key, score) for key, score in result.items()}
-    occurrences = _Occurrences(doc)
-    seen: Set[str] = set()
-    for abbr in definitions:
+    for abbr, occurrences in uses:
         chars = (abbr.long_start, abbr.long_start + len(abbr.long))
-        short = doc.char_span(abbr.start, abbr.start + len(abbr.short))
-        if abbr.short in seen or short is None:
-            continue
-        seen.add(abbr.short)
         source, score = by_end_char.get(chars[1], (None, 0.0))
         if source is not None and doc[source[0]].idx < chars[0]:
             source = None  # the entity reaches before the long form
-        for start, end in occurrences.find([token.orth for token in short]):
+        for start, end in occurrences:
             if any(i in blocked for i in range(start, end)):
                 continue
             overlapping = {taken[i] for i in range(start, end) if i in taken}
