@@ -125,3 +125,52 @@ def test_chunks_bound_padding():
     groups = crf.chunks_by_length([100_000, 3, 5, 4], max_cells=1000)
     assert sorted(sum(groups, [])) == [0, 1, 2, 3]
     assert [0] in groups
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=5),
+    scheme=st.sampled_from(["BILUO", "IOB"]),
+    scale=st.sampled_from([0.1, 3.0, 40.0]),
+    masked=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_scaled_forward_backward_equals_log_space(lengths, scheme, scale, masked, seed):
+    rng = numpy.random.default_rng(seed)
+    tagset = TagSet(("A", "B"), scheme)
+    n = len(tagset)
+    params = crf.CRFParams.constrained(
+        rng.normal(size=(n, n)) * scale, rng.normal(size=n), rng.normal(size=n), tagset.constraints()
+    )
+    padded, lens = crf.pad([rng.normal(size=(k, n)) * scale for k in lengths])
+    allowed = rng.random(padded.shape) > 0.3 if masked else None
+    E = crf._apply_mask(padded, allowed)
+    expected = crf._forward_backward_log(E, lens, params)
+    got = crf._forward_backward_scaled(E, lens, params)
+    assert got is not None
+    valid = (numpy.arange(E.shape[1])[None] < lens[:, None])[:, :, None]
+    numpy.testing.assert_allclose(got[2], expected[2], rtol=1e-9, atol=1e-6)
+    for mine, theirs in zip(got[:2], expected[:2]):
+        # Tags with any probability agree; impossible ones are both ~NEG.
+        possible = valid & (theirs > crf.NEG / 2)
+        numpy.testing.assert_allclose(mine[possible], theirs[possible], rtol=1e-9, atol=1e-6)
+        assert (mine[valid & ~possible] < crf.NEG / 2).all()
+
+
+def test_forward_backward_falls_back_to_log_space_on_extreme_scores():
+    tagset = TagSet(("A",), "BILUO")
+    n = len(tagset)
+    trans = numpy.zeros((n, n))
+    trans[0, 0] = 1e4  # O -> O dwarfs every other transition: exp underflows
+    params = crf.CRFParams.constrained(trans, numpy.zeros(n), numpy.zeros(n), tagset.constraints())
+    emissions = numpy.zeros((1, 3, n))
+    allowed = numpy.ones((1, 3, n), dtype=bool)
+    allowed[0, 1, 0] = False  # the middle token is forced into an entity
+    E = crf._apply_mask(emissions, allowed)
+    lengths = numpy.asarray([3])
+    assert crf._forward_backward_scaled(E, lengths, params) is None
+    alpha, beta, log_z = crf.forward_backward(emissions, lengths, params, allowed)
+    expected = crf._forward_backward_log(E, lengths, params)
+    numpy.testing.assert_allclose(log_z, expected[2])
+    m = crf.marginals(emissions, lengths, params, allowed)
+    assert m.unary[0, 1, 0] == pytest.approx(0.0) and m.unary[0, 1].sum() == pytest.approx(1.0)

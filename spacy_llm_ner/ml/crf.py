@@ -151,8 +151,77 @@ def forward_backward(
         max_len, n_tags), and log Z (batch,), 0 for empty sequences.
     """
     E = _apply_mask(emissions, allowed)
-    n_batch, max_len, _ = E.shape
     lengths = numpy.asarray(lengths)
+    scaled = _forward_backward_scaled(E, lengths, params)
+    # Scores so extreme that a step's probabilities all underflow (a diverged
+    # model) need the log-space recursion.
+    return scaled if scaled is not None else _forward_backward_log(E, lengths, params)
+
+
+def _forward_backward_scaled(
+    E: numpy.ndarray, lengths: numpy.ndarray, params: CRFParams
+) -> Optional[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]]:
+    # Rabiner's scaled recursion in probability space: each step is one
+    # (batch, n_tags) @ (n_tags, n_tags) product and a normalisation, about
+    # three times faster than a log-sum-exp over (batch, n_tags, n_tags).
+    # Every factor is shifted by its maximum, so nothing overflows; the
+    # shifts and the per-step normalisers are added back in log space.
+    n_batch, max_len, _ = E.shape
+    shift = E.max(axis=2, keepdims=True)
+    q = numpy.exp(E - shift)
+    shift = shift[:, :, 0]
+    t_max, s_max, e_max = params.trans.max(), params.start.max(), params.end.max()
+    P = numpy.exp(params.trans - t_max)
+    a_hat = numpy.empty_like(E)
+    norm = numpy.empty((n_batch, max_len))
+    a = numpy.exp(params.start - s_max) * q[:, 0]
+    for t in range(max_len):
+        if t:
+            a = (a_hat[:, t - 1] @ P) * q[:, t]
+        c = a.sum(axis=1)
+        norm[:, t] = c
+        a_hat[:, t] = a / numpy.where(c > 0, c, 1.0)[:, None]
+    positions = numpy.arange(max_len)
+    valid = positions[None, :] < lengths[:, None]
+    # Far below any real step's normaliser; near underflow, precision is lost.
+    if not numpy.all(norm[valid] > 1e-200) or not numpy.all(numpy.isfinite(norm[valid])):
+        return None
+    log_norm = numpy.log(numpy.where(valid, norm, 1.0)) + numpy.where(valid, shift, 0.0) + t_max * valid
+    log_norm[:, 0] += s_max - t_max
+    # log_norm summed up to and including t, and after t.
+    upto = numpy.cumsum(log_norm, axis=1)
+    after = upto[:, -1:] - upto
+    e_hat = numpy.exp(params.end - e_max)
+    b_hat = numpy.empty_like(E)
+    last = (positions[None, :] >= lengths[:, None] - 1)[:, :, None]
+    b_hat[:, max_len - 1] = e_hat
+    for t in range(max_len - 2, -1, -1):
+        b = ((q[:, t + 1] * b_hat[:, t + 1]) @ P.T) / numpy.where(norm[:, t + 1] > 0, norm[:, t + 1], 1.0)[:, None]
+        b_hat[:, t] = numpy.where(last[:, t], e_hat, b)
+    with numpy.errstate(divide="ignore"):
+        alpha = _safe_log(a_hat) + upto[:, :, None]
+        beta = _safe_log(b_hat) + (after + e_max)[:, :, None]
+    rows = numpy.arange(n_batch)
+    final = numpy.maximum(lengths - 1, 0)
+    log_z = numpy.log(numpy.maximum((a_hat[rows, final] * e_hat).sum(axis=1), 1e-300)) + upto[rows, final] + e_max
+    log_z = numpy.where(lengths > 0, log_z, 0.0)
+    # As in the log-space recursion: past its end a row keeps its last alpha
+    # and has the end scores as beta.
+    alpha = numpy.where(valid[:, :, None], alpha, alpha[rows, final][:, None, :])
+    beta = numpy.where(last, params.end, beta)
+    return alpha, beta, log_z
+
+
+def _safe_log(x: numpy.ndarray) -> numpy.ndarray:
+    # Impossible tags (probability 0) get NEG, as the log-space recursion's
+    # forbidden scores, not -inf (which would give NaN in later sums).
+    return numpy.where(x > 0, numpy.log(numpy.where(x > 0, x, 1.0)), NEG)
+
+
+def _forward_backward_log(
+    E: numpy.ndarray, lengths: numpy.ndarray, params: CRFParams
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    n_batch, max_len, _ = E.shape
     alpha = numpy.empty_like(E)
     beta = numpy.empty_like(E)
     alpha[:, 0] = params.start + E[:, 0]
