@@ -17,6 +17,10 @@ data, and WNUT-17 with and without the noise augmenter.
   work/learning_curve/cnn_open_silver), "silver partial" (session 5,
   `--partial-outside` alone; cnn_partial_silver) and "silver ctd"
   (without `--names-from`; cnn_kb_silver).
+- teacher (asked for with --only): the MiniLM trained on the gold sample
+  labels the hidden-gold text with its tag distributions, and the model
+  learns from the gold sample and those (distillation as self-training; no
+  more gold than the sample).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -48,10 +52,13 @@ WORK = ROOT / "benchmarks" / "work" / "learning_curve"
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
-SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o")
+SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o", "teacher")
 # silver_o: the same weak labels with every other token "O" (unlabelled
-# chemicals are then taught as outside); only where asked for with --only.
-OPTIONAL = ("silver_o",)
+# chemicals are then taught as outside). teacher: the MiniLM trained on the
+# same gold sample (trf backbone, setting gold) labels the hidden-gold text
+# with its tag distributions (`distill-corpus`); the model learns from the
+# gold and those. Both only where asked for with --only.
+OPTIONAL = ("silver_o", "teacher")
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
 SILVER_OPTIONS = ("--partial-outside", "--abbreviations", "--open-name-words", "1")
 # Earlier silver labelling, kept for comparison: folder suffix -> row suffix.
@@ -135,6 +142,22 @@ def link_silver(folder: Path, setting: str) -> Path:
     return both
 
 
+def teacher_corpus(folder: Path, fraction: str) -> Path:
+    """The gold sample and the hidden-gold text, labelled with the tag
+    distributions of the MiniLM trained on that gold sample alone."""
+    teacher = WORK / "trf" / f"{fraction}_gold" / "model-best"
+    if not teacher.exists():
+        raise SystemExit(f"{teacher} missing: run `learning_curve.py train --backbone trf --only {fraction}_gold` first")
+    out = folder / "teacher.spacy"
+    if not out.exists() or out.stat().st_mtime < teacher.stat().st_mtime:
+        bc5cdr_ner.run(
+            [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(teacher), str(out),
+             "--docs", str(folder / "gold" / "train.spacy"), "--text", str(folder / "hidden_gold_text.jsonl")],
+            out.with_suffix(".log"),
+        )
+    return out
+
+
 def _fixed_inference(config) -> None:
     # The curves compare training data: inference-time abbreviation consistency
     # (shipped on since these runs began) stays off in every run.
@@ -175,7 +198,7 @@ def _evaluate(out: Path, test: Path) -> None:
 def runs(backbone: str, only: str) -> List[str]:
     names = [f"{fraction}_{setting}" for fraction in FRACTIONS for setting in SETTINGS]
     # 100% leaves no hidden-gold text to label: silver settings equal gold ones there.
-    names = [name for name in names if not (name.startswith("100pct") and "silver" in name)]
+    names = [name for name in names if not (name.startswith("100pct") and ("silver" in name or "teacher" in name))]
     optional = [name for name in names if name.split("_", 1)[1] in OPTIONAL]
     return [
         name for name in names
@@ -191,7 +214,12 @@ def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) ->
         fraction, setting = name.split("_", 1)
         cfg = write_config(backbone, fraction, setting)
         folder = sample_gold(fraction)
-        data = link_silver(folder, setting) if "silver" in setting else folder / "gold" / "train.spacy"
+        if "silver" in setting:
+            data = link_silver(folder, setting)
+        elif setting == "teacher":
+            data = teacher_corpus(folder, fraction)
+        else:
+            data = folder / "gold" / "train.spacy"
         out = WORK / backbone / name
         out.mkdir(parents=True, exist_ok=True)
         _train(cfg, out, data, BC5CDR / "dev.spacy", steps or default_steps, eval_frequency)
@@ -267,6 +295,11 @@ def report() -> None:
                 "frequent in CTD's names than in the text (then fully open). silver ctd: the same without the "
                 "gold sample's names. silver partial: CTD alone, no abbreviations, every such token \"not Disease\". "
                 "silver open: such tokens fully open (missing). silver o: such tokens \"O\".",
+            ]
+        if any(name.endswith("_teacher") for name in rows):
+            lines += [
+                "", "teacher: the gold sample plus the hidden-gold text labelled with the tag distributions of "
+                "`configs/ner.cfg` (MiniLM) trained on the same gold sample (`distill-corpus`); no other gold.",
             ]
         if wnut_rows:
             lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]
