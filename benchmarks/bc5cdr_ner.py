@@ -13,9 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
@@ -200,14 +203,29 @@ def run_row(out: Path) -> Dict:
     return {**scores, "dev_f": dev_f, "train_seconds": timing.get("seconds"), "steps": timing.get("steps")}
 
 
+MAX_BATCH_ITEMS = "components.transformer.max_batch_items"
+
+
+def load_pipeline(model: Path, overrides: Optional[Dict] = None) -> "Language":
+    """spacy.load with dotted config overrides, the transformer's
+    max_batch_items included: spacy-transformers restores that setting from
+    the saved component, so it is set again after loading."""
+    import spacy
+
+    overrides = dict(overrides or {})
+    nlp = spacy.load(model, config=overrides)
+    if MAX_BATCH_ITEMS in overrides and "transformer" in nlp.pipe_names:
+        nlp.get_pipe("transformer").cfg["max_batch_items"] = int(overrides[MAX_BATCH_ITEMS])
+    return nlp
+
+
 def pipe_runner(model: Path, texts: List[str], *, overrides: Optional[Dict] = None) -> Callable[[], int]:
     """A loaded, warmed-up pipeline: calling it runs `nlp.pipe` over the
     texts (batch 64) and returns the number of words."""
-    import spacy
     import torch
 
     torch.set_num_threads(2)
-    nlp = spacy.load(model, config=overrides or {})
+    nlp = load_pipeline(model, overrides)
     list(nlp.pipe(texts[:32]))  # warm-up
     return lambda: sum(len(doc) for doc in nlp.pipe(texts, batch_size=64))
 

@@ -95,17 +95,12 @@ def pad(seqs: Sequence[numpy.ndarray], fill: float = 0.0) -> Tuple[numpy.ndarray
     return out, lengths
 
 
-def chunks_by_length(
-    lengths: Sequence[int], max_cells: int = MAX_PADDED_TOKENS, *, max_padding: Optional[float] = None
-) -> List[List[int]]:
+def chunks_by_length(lengths: Sequence[int], max_cells: int = MAX_PADDED_TOKENS) -> List[List[int]]:
     """Group sequence indices (sorted by length) so that each group's padded
     size stays under max_cells, keeping memory bounded on mixed batches.
 
     lengths (Sequence[int]): Length of each sequence.
     max_cells (int): Most padded positions per group.
-    max_padding (Optional[float]): Also start a new group when a sequence is
-        more than (1 + max_padding) times the group's shortest (bounds the
-        padding, at the price of more, smaller groups); None: no such bound.
     RETURNS (List[List[int]]): Indices per group, shortest first.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -114,10 +109,7 @@ def chunks_by_length(
     for i in order:
         # Sorted ascending, so the newest sequence is the group's longest.
         longest = max(lengths[i], 1)
-        if current and (
-            (len(current) + 1) * longest > max_cells
-            or (max_padding is not None and lengths[i] > (1.0 + max_padding) * lengths[current[0]])
-        ):
+        if current and (len(current) + 1) * longest > max_cells:
             groups.append(current)
             current = []
         current.append(i)
