@@ -195,7 +195,10 @@ def _forward_backward_scaled(
         beta = _safe_log(b_hat) + (after + e_max)[:, :, None]
     rows = numpy.arange(n_batch)
     final = numpy.maximum(lengths - 1, 0)
-    log_z = numpy.log(numpy.maximum((a_hat[rows, final] * e_hat).sum(axis=1), 1e-300)) + upto[rows, final] + e_max
+    ending = (a_hat[rows, final] * e_hat).sum(axis=1)
+    if not numpy.all(ending[lengths > 0] > 1e-200):
+        return None  # no valid way to end: every path is forbidden
+    log_z = numpy.log(numpy.where(lengths > 0, ending, 1.0)) + upto[rows, final] + e_max
     log_z = numpy.where(lengths > 0, log_z, 0.0)
     # As in the log-space recursion: past its end a row keeps its last alpha
     # and has the end scores as beta.
