@@ -178,7 +178,9 @@ def _forward_backward_scaled(
     # Far below any real step's normaliser; near underflow, precision is lost.
     if not numpy.all(norm[valid] > 1e-200) or not numpy.all(numpy.isfinite(norm[valid])):
         return None
-    log_norm = numpy.log(numpy.where(valid, norm, 1.0)) + numpy.where(valid, shift, 0.0) + t_max * valid
+    # Padding positions divide and log by 1: they change nothing.
+    safe_norm = numpy.where(valid & (norm > 0), norm, 1.0)
+    log_norm = numpy.log(safe_norm) + numpy.where(valid, shift, 0.0) + t_max * valid
     log_norm[:, 0] += s_max - t_max
     # log_norm summed up to and including t, and after t.
     upto = numpy.cumsum(log_norm, axis=1)
@@ -188,11 +190,10 @@ def _forward_backward_scaled(
     last = (positions[None, :] >= lengths[:, None] - 1)[:, :, None]
     b_hat[:, max_len - 1] = e_hat
     for t in range(max_len - 2, -1, -1):
-        b = ((q[:, t + 1] * b_hat[:, t + 1]) @ P.T) / numpy.where(norm[:, t + 1] > 0, norm[:, t + 1], 1.0)[:, None]
+        b = ((q[:, t + 1] * b_hat[:, t + 1]) @ P.T) / safe_norm[:, t + 1, None]
         b_hat[:, t] = numpy.where(last[:, t], e_hat, b)
-    with numpy.errstate(divide="ignore"):
-        alpha = _safe_log(a_hat) + upto[:, :, None]
-        beta = _safe_log(b_hat) + (after + e_max)[:, :, None]
+    alpha = _safe_log(a_hat) + upto[:, :, None]
+    beta = _safe_log(b_hat) + (after + e_max)[:, :, None]
     rows = numpy.arange(n_batch)
     final = numpy.maximum(lengths - 1, 0)
     ending = (a_hat[rows, final] * e_hat).sum(axis=1)
