@@ -23,9 +23,12 @@ from typing import Dict, Optional
 
 import typer
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (load_pipeline, runners, tiled_prediction)
+
+ROOT = bc5cdr_ner.ROOT
+WORK = bc5cdr_ner.WORK
+RESULTS = bc5cdr_ner.RESULTS
 TEACHER = "transformer_ner, MiniLM fp32 (teacher)"
 # The teacher is configs/ner.cfg's NER as trained by benchmarks/ner_ablation.py
 # (`ours_crf_lexical`, seed 0); int8 is `python -m spacy_llm_ner quantize` of it.
@@ -54,13 +57,12 @@ def overrides(name: str, model: Path) -> Dict:
     if "transformer_ner" in config["components"]:
         out["components.transformer_ner.abbreviations"] = "consistent"
     if "transformer" in config["components"]:
-        # As the shipped configs now set it (these models were trained with 4096).
-        out["components.transformer.max_batch_items"] = 16384
+        # As the shipped config sets it (the benchmarked models were trained
+        # before it did, and spacy-transformers restores the saved value).
+        shipped = util.load_config(ROOT / "configs" / "ner.cfg", interpolate=False)
+        out[bc5cdr_ner.MAX_BATCH_ITEMS] = shipped["components"]["transformer"]["max_batch_items"]
     if "tiled" in name:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from bc5cdr_ner import tiled_prediction
-
-        out.update(tiled_prediction(model))
+        out.update(bc5cdr_ner.tiled_prediction(model))
     return out
 
 
@@ -83,13 +85,10 @@ def measure(model: Path, output: Path, n_latency: int = 200, spans: str = "", co
     from spacy.training import Example
 
     torch.set_num_threads(2)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bc5cdr_ner import load_pipeline
-
     settings = json.loads(config) if config else {}
     if spans:
         settings["components.transformer.model.get_spans"] = json.loads(spans)
-    nlp = load_pipeline(model, settings)
+    nlp = bc5cdr_ner.load_pipeline(model, settings)
     gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlp.vocab))
     texts = [doc.text for doc in gold]
     scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold], batch_size=64)
@@ -144,9 +143,6 @@ def speed(repeats: int = 3) -> None:
     """words/s of every system and of the bare backbone in one process, the
     runners taking turns in each round (best round each): on a shared
     machine only same-run ratios hold. Replaces the words/s of frontier.json."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bc5cdr_ner
-
     texts = bc5cdr_ner.test_texts()
     results = json.loads((WORK / "frontier.json").read_text())
     runners = {
@@ -255,13 +251,11 @@ def strides(model: Path = SYSTEMS["transformer_ner, MiniLM fp32 (teacher)"], win
         subprocess.run([sys.executable, __file__, "measure", str(model), str(out), "--n-latency", "50",
                         "--spans", override], check=True, cwd=ROOT)
         rows.append({"window": window, "stride": stride, **json.loads(out.read_text())})
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import spacy
-    from bc5cdr_ner import ceiling_words_per_second
     from spacy.tokens import DocBin
 
     texts = [d.text for d in DocBin().from_disk(WORK / "test.spacy").get_docs(spacy.blank("en").vocab)]
-    ceiling = max(ceiling_words_per_second(texts)["words_per_second"] for _ in range(2))
+    ceiling = max(bc5cdr_ner.ceiling_words_per_second(texts)["words_per_second"] for _ in range(2))
     (RESULTS / "inference_stride_bc5cdr.json").write_text(json.dumps({"rows": rows, "ceiling": ceiling}, indent=2))
     lines = ["| window / stride (tokens) | P | R | F | words/s | % of ceiling |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['window']} / {r['stride']} | {r['ents_p']:.3f} | {r['ents_r']:.3f} | {r['ents_f']:.4f} "
