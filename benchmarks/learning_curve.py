@@ -21,6 +21,9 @@ data, and WNUT-17 with and without the noise augmenter.
   labels the hidden-gold text with its tag distributions, and the model
   learns from the gold sample and those (distillation as self-training; no
   more gold than the sample).
+- teacher + silver (asked for with --only): the same teacher distributions
+  on the silver docs, whose weak labels stay as hard targets: the KB decides
+  the Disease names it knows, the teacher the rest (Chemical included).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -52,13 +55,13 @@ WORK = ROOT / "benchmarks" / "work" / "learning_curve"
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
-SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o", "teacher")
+SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o", "teacher", "teacher_silver")
 # silver_o: the same weak labels with every other token "O" (unlabelled
 # chemicals are then taught as outside). teacher: the MiniLM trained on the
 # same gold sample (trf backbone, setting gold) labels the hidden-gold text
 # with its tag distributions (`distill-corpus`); the model learns from the
 # gold and those. Both only where asked for with --only.
-OPTIONAL = ("silver_o", "teacher")
+OPTIONAL = ("silver_o", "teacher", "teacher_silver")
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
 SILVER_OPTIONS = ("--partial-outside", "--abbreviations", "--open-name-words", "1")
 # Earlier silver labelling, kept for comparison: folder suffix -> row suffix.
@@ -142,17 +145,20 @@ def link_silver(folder: Path, setting: str) -> Path:
     return both
 
 
-def teacher_corpus(folder: Path, fraction: str) -> Path:
+def teacher_corpus(folder: Path, fraction: str, *, silver: bool = False) -> Path:
     """The gold sample and the hidden-gold text, labelled with the tag
-    distributions of the MiniLM trained on that gold sample alone."""
+    distributions of the MiniLM trained on that gold sample alone; with
+    `silver`, the hidden-gold text is the silver docs, weak labels kept."""
     teacher = WORK / "trf" / f"{fraction}_gold" / "model-best"
     if not teacher.exists():
         raise SystemExit(f"{teacher} missing: run `learning_curve.py train --backbone trf --only {fraction}_gold` first")
-    out = folder / "teacher.spacy"
-    if not out.exists() or out.stat().st_mtime < teacher.stat().st_mtime:
+    out = folder / ("teacher_silver.spacy" if silver else "teacher.spacy")
+    hidden = ["--docs", str(folder / "silver.spacy")] if silver else ["--text", str(folder / "hidden_gold_text.jsonl")]
+    sources = [teacher] + ([folder / "silver.spacy"] if silver else [])
+    if not out.exists() or any(out.stat().st_mtime < source.stat().st_mtime for source in sources):
         bc5cdr_ner.run(
             [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(teacher), str(out),
-             "--docs", str(folder / "gold" / "train.spacy"), "--text", str(folder / "hidden_gold_text.jsonl")],
+             "--docs", str(folder / "gold" / "train.spacy"), *hidden],
             out.with_suffix(".log"),
         )
     return out
@@ -173,7 +179,9 @@ def write_config(backbone: str, fraction: str, setting: str) -> Path:
     train = config["corpora"]["train"]
     if "silver" in setting:
         train["@readers"] = "spacy_llm_ner.silver_corpus.v1"
-        train["silver_weight"] = SILVER_WEIGHT
+        # With a teacher every silver doc also carries its distributions:
+        # all of them are kept, as in the teacher setting.
+        train["silver_weight"] = 1.0 if "teacher" in setting else SILVER_WEIGHT
         train["seed"] = SEED
     if "aug" in setting:
         train["augmenter"] = _augmenter(swap=True, noise=True)
@@ -214,10 +222,10 @@ def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) ->
         fraction, setting = name.split("_", 1)
         cfg = write_config(backbone, fraction, setting)
         folder = sample_gold(fraction)
-        if "silver" in setting:
+        if setting.startswith("teacher"):
+            data = teacher_corpus(folder, fraction, silver="silver" in setting)
+        elif "silver" in setting:
             data = link_silver(folder, setting)
-        elif setting == "teacher":
-            data = teacher_corpus(folder, fraction)
         else:
             data = folder / "gold" / "train.spacy"
         out = WORK / backbone / name
@@ -299,7 +307,9 @@ def report() -> None:
         if any(name.endswith("_teacher") for name in rows):
             lines += [
                 "", "teacher: the gold sample plus the hidden-gold text labelled with the tag distributions of "
-                "`configs/ner.cfg` (MiniLM) trained on the same gold sample (`distill-corpus`); no other gold.",
+                "`configs/ner.cfg` (MiniLM) trained on the same gold sample (`distill-corpus`); no other gold. "
+                "teacher + silver: those distributions on the silver docs, their weak labels kept as hard targets "
+                "(every silver doc used).",
             ]
         if wnut_rows:
             lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]
