@@ -16,7 +16,7 @@ from thinc.api import fix_random_seed
 
 from spacy_llm_ner.display import render_links
 from spacy_llm_ner.kb import EntityRecord, LinkerKB
-from spacy_llm_ner.pipeline.entity_linker import score_links
+from spacy_llm_ner.pipeline.link_scoring import score_links
 
 ROOT = Path(__file__).resolve().parents[1]
 EMERSON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nel_emerson"
@@ -414,7 +414,7 @@ def test_labels_restricts_linking_and_scoring():
     nor counted by the scorer (their gold ids are not the linker's misses)."""
     fix_random_seed(0)
     nlp = make_nlp("tok2vec", labels=["CHEM"])
-    egs = fit(nlp, DATA, steps=30, learn_rate=0.002)
+    fit(nlp, DATA, steps=30, learn_rate=0.002)
     for text, ents in DATA:
         doc = nlp(with_ents(nlp, text, ents))
         [(label, gold)] = [(label, k) for *_, label, k in ents]

@@ -6,7 +6,7 @@ import spacy
 import util
 from thinc.api import fix_random_seed
 
-from spacy_llm_ner.kb import EntityRecord, LinkerKB
+from spacy_llm_ner.kb import EntityRecord
 from spacy_llm_ner.ml.features import GAZETTEER, alias_key, build_feature_tok2vec, fill_gazetteer, match
 
 RECORDS = [

@@ -16,7 +16,7 @@ import spacy
 from hypothesis import given, settings, strategies as st
 from spacy.util import registry
 
-from spacy_llm_ner.kb import EntityRecord, KBFormatError, LinkerKB, read_csv, read_ctd, read_jsonl
+from spacy_llm_ner.kb import EntityRecord, KBFormatError, LinkerKB, read_jsonl
 from spacy_llm_ner.kb.loaders import read_records
 
 CTD_LINE = "Sj\u00f6gren Syndrome\tMESH:D012859\t\tAn autoimmune disease.\t\t\t\tSicca Syndrome\t\n"

@@ -5,7 +5,6 @@ a long document is tagged and linked across the backbone's window edges,
 and entities or links already on a doc are respected or overwritten as
 configured."""
 import math
-import random
 from typing import List, Tuple
 
 import pytest

@@ -1,9 +1,7 @@
-import pickle
-
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span
+from spacy.tokens import DocBin, Span
 from thinc.api import fix_random_seed
 
 from conftest import TRAIN_DATA
