@@ -32,11 +32,15 @@ RESULTS = bc5cdr_ner.RESULTS
 TEACHER = "transformer_ner, MiniLM fp32 (teacher)"
 # The teacher is configs/ner.cfg's NER as trained by benchmarks/ner_ablation.py
 # (`ours_crf_lexical`, seed 0); int8 is `python -m spacy_llm_ner quantize` of it.
+# LoRA: ner_ablation's `--only lora` run, and `python -m spacy_llm_ner
+# merge-lora` of it (same weights, adapters folded into the backbone).
 SYSTEMS: Dict[str, Path] = {
     TEACHER: WORK / "ours_crf_lexical" / "model-best",
     "transformer_ner, MiniLM fp32, tiled windows": WORK / "ours_crf_lexical" / "model-best",
     "transformer_ner, MiniLM int8": WORK / "ours_crf_lexical_int8",
     "transformer_ner, MiniLM int8, tiled windows": WORK / "ours_crf_lexical_int8",
+    "transformer_ner, MiniLM LoRA r=8 (adapters)": WORK / "ours_crf_lora" / "model-best",
+    "transformer_ner, MiniLM LoRA r=8, merged": WORK / "ours_crf_lora_merged",
     "transformer_ner, CNN student (distilled)": WORK / "cnn_distilled" / "model-best",
     "transformer_ner, CNN student (distilled, 6k steps)": WORK / "cnn_distilled_6k" / "model-best",
     "transformer_ner, CNN student (distilled, depth 2, 6k steps)": WORK / "cnn_distilled_depth2_6k" / "model-best",
@@ -166,8 +170,8 @@ def _train_minutes(model: Path) -> str:
 
 def _share(name: str, result: Dict, ceiling: Optional[float]) -> str:
     # The ceiling is the fp32 MiniLM forward: a share only means something
-    # for the pipelines that run that same computation.
-    if not ceiling or "MiniLM fp32" not in name:
+    # for the pipelines that run that same computation (LoRA: plus adapters).
+    if not ceiling or "MiniLM" not in name or "int8" in name or "stock" in name:
         return ""
     return f"{100 * result['words_per_second'] / ceiling:.0f}%"
 

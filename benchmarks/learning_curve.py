@@ -312,11 +312,14 @@ def report() -> None:
                 "(every silver doc used).",
             ]
         if wnut_rows:
-            lines += ["", f"### WNUT-17 test, `configs/{cfg_name}`", "", "| setting | P | R | F | train min |", "|---|---|---|---|---|"]
+            lines += [
+                "", f"### WNUT-17 test, `configs/{cfg_name}`", "",
+                "| setting | steps | P | R | F | dev F | train min |", "|---|---|---|---|---|---|---|",
+            ]
             for setting, row in wnut_rows.items():
                 lines.append(
-                    f"| {setting} | {row['ents_p']:.3f} | {row['ents_r']:.3f} | {row['ents_f']:.3f} | "
-                    f"{(row['train_seconds'] or 0) / 60:.1f} |"
+                    f"| {setting} | {row['steps'] or ''} | {row['ents_p']:.3f} | {row['ents_r']:.3f} | {row['ents_f']:.3f} | "
+                    f"{row['dev_f'] or 0:.3f} | {(row['train_seconds'] or 0) / 60:.1f} |"
                 )
         lines.append("")
     RESULTS.mkdir(parents=True, exist_ok=True)

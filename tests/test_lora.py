@@ -97,3 +97,61 @@ def test_bad_settings_are_clear(tiny_bert_dir, lora, message):
     with pytest.raises(ValueError, match=message):
         nlp = make_nlp(tiny_bert_dir, lora=lora)
         nlp.initialize(lambda: examples(nlp, TRAIN_DATA))
+
+
+def hidden_states(nlp, texts):
+    return [numpy.asarray(doc._.trf_data.tensors[0]) for doc in nlp.pipe(texts)]
+
+
+def test_merge_lora_keeps_predictions_and_loads_plain(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_llm_ner.cli import app
+
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "adapted")
+    result = CliRunner().invoke(app, ["merge-lora", str(tmp_path / "adapted"), str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    merged = spacy.load(tmp_path / "merged")
+    assert merged.get_pipe_config("transformer")["model"]["lora"] is None
+    model = torch_model(merged)
+    assert not any("lora_" in name for name, _ in model.named_modules())
+    assert all(p.requires_grad for p in model.parameters())
+    texts = [t for t, _ in TRAIN_DATA]
+    for before, after in zip(hidden_states(nlp, texts), hidden_states(merged, texts)):
+        assert numpy.allclose(before, after, atol=1e-4)
+    assert [ents(doc) for doc in merged.pipe(texts)] == [ents(merged(t)) for t in texts] == [ents(nlp(t)) for t in texts]
+    # The merged adapters changed the backbone: it is not the pretrained one.
+    original = weights(spacy.load(tmp_path / "adapted"))
+    query = next(k for k in weights(merged) if k.endswith("attention.self.query.weight"))
+    assert not numpy.allclose(weights(merged)[query], original[query.replace(".weight", ".base_layer.weight")])
+
+
+def test_merge_lora_in_memory_then_save(trained, tmp_path):
+    from spacy_llm_ner.cli.lora import merge_lora_pipeline
+
+    nlp, _ = trained
+    nlp.to_disk(tmp_path / "adapted")
+    loaded = spacy.load(tmp_path / "adapted")
+    assert merge_lora_pipeline(loaded) == ["transformer"]
+    assert "lora" not in loaded.get_pipe("transformer").model.attrs
+    texts = [t for t, _ in TRAIN_DATA]
+    loaded.to_disk(tmp_path / "merged")
+    reloaded = spacy.load(tmp_path / "merged")
+    for a, b in zip(hidden_states(loaded, texts), hidden_states(reloaded, texts)):
+        assert numpy.array_equal(a, b)
+    with pytest.raises(ValueError, match="has LoRA adapters"):
+        merge_lora_pipeline(reloaded)
+
+
+def test_merge_lora_refuses_plain_pipeline(tiny_bert_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_llm_ner.cli import app
+
+    nlp = make_nlp(tiny_bert_dir, lora=None)
+    nlp.initialize(lambda: examples(nlp, TRAIN_DATA))
+    nlp.to_disk(tmp_path / "plain")
+    result = CliRunner().invoke(app, ["merge-lora", str(tmp_path / "plain"), str(tmp_path / "out")])
+    assert result.exit_code == 1 and "has LoRA adapters" in result.output
+    assert not (tmp_path / "out").exists()

@@ -14,7 +14,8 @@ from util import ents, examples, make_nlp, train
 
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.cli.quantize import V3, quantize_pipeline, size_on_disk
-from spacy_llm_ner.ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, float_linears, merge_adapters, quantized_linears
+from spacy_llm_ner.ml.lora import merge_adapters
+from spacy_llm_ner.ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, float_linears, quantized_linears
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear

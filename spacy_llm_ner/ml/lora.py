@@ -8,8 +8,9 @@ inside the transformer's state; loading rebuilds the adapted model before the
 state is read, so `nlp.to_disk` / `spacy.load` round-trip exactly.
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 from thinc.api import Model
 
 from .transformer import TransformedModelClass
@@ -88,6 +89,61 @@ def add_lora(model: Model, settings: Dict[str, Any]) -> Model:
     shim.model_cls = TransformedModelClass(shim.model_cls, partial(inject, config=config))
     model.attrs["set_transformer"] = AdaptedSetter(model.attrs["set_transformer"], config)
     model.attrs["lora"] = dict(settings)
+    return model
+
+
+def _adapter_layers(module: torch.nn.Module) -> Iterator[Tuple[torch.nn.Module, str, Any]]:
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # pragma: no cover - without peft there are no adapters
+        return
+    for name, sub in list(module.named_modules()):
+        if isinstance(sub, BaseTunerLayer):
+            parent_name, _, child = name.rpartition(".")
+            yield module.get_submodule(parent_name), child, sub
+
+
+def merge_adapters(transformer: torch.nn.Module) -> torch.nn.Module:
+    """Merge LoRA adapters (injected by `spacy_llm_ner.ml.lora`) into the
+    weights they adapt and put the plain layers back, in place. The outputs
+    are unchanged; what remains is an ordinary model that quantizes like any
+    other (peft's adapter layers read `weight` as a tensor, which a quantized
+    Linear does not have).
+
+    transformer (torch.nn.Module): The backbone, adapted or not.
+    RETURNS (torch.nn.Module): The same model without adapter layers.
+    """
+    for parent, child, layer in list(_adapter_layers(transformer)):
+        layer.merge()
+        setattr(parent, child, layer.get_base_layer())
+    return transformer
+
+
+def remove_lora(model: Model) -> Model:
+    """Merge a trained TransformerModel's LoRA adapters into its backbone
+    weights, in place: the inverse of `add_lora`. Predictions are unchanged
+    and run at the speed of a plain backbone (no extra adapter matmuls); the
+    backbone is an ordinary model again, every weight trainable, that saves
+    and loads without `lora`.
+
+    model (Model): A TransformerModel with adapters and its weights.
+    RETURNS (Model): The same model.
+    """
+    if not model.attrs.get("lora"):
+        raise ValueError("The transformer has no LoRA adapters (`lora` is not set).")
+    if model.attrs.get("quantize"):
+        raise ValueError("The transformer is quantized: its adapters were merged when it was quantized.")
+    shim = model.layers[0].shims[0]
+    if shim._model is None:
+        raise ValueError("The transformer has no weights yet: initialize or load the pipeline first.")
+    merge_adapters(shim._model)
+    for param in shim._model.parameters():
+        param.requires_grad_(True)
+    if isinstance(shim.model_cls, TransformedModelClass):
+        shim.model_cls = shim.model_cls.model_cls
+    if isinstance(model.attrs["set_transformer"], AdaptedSetter):
+        model.attrs["set_transformer"] = model.attrs["set_transformer"].set_transformer
+    del model.attrs["lora"]
     return model
 
 

@@ -14,11 +14,12 @@ TransformerModel.v1/.v2, then quantize (`python -m spacy_llm_ner quantize`).
 """
 import warnings
 from functools import partial
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from thinc.api import Model, get_torch_default_device
 
+from .lora import merge_adapters
 from .transformer import TransformedModelClass
 
 QUANTIZE_METHODS = ("dynamic_int8", "dynamic_int8_per_channel")
@@ -64,33 +65,6 @@ def float_linears(module: torch.nn.Module) -> List[str]:
     RETURNS (List[str]): Module names.
     """
     return [name for name, sub in module.named_modules() if type(sub) is torch.nn.Linear]
-
-
-def _adapter_layers(module: torch.nn.Module) -> Iterator[Tuple[torch.nn.Module, str, Any]]:
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:  # pragma: no cover - without peft there are no adapters
-        return
-    for name, sub in list(module.named_modules()):
-        if isinstance(sub, BaseTunerLayer):
-            parent_name, _, child = name.rpartition(".")
-            yield module.get_submodule(parent_name), child, sub
-
-
-def merge_adapters(transformer: torch.nn.Module) -> torch.nn.Module:
-    """Merge LoRA adapters (injected by `spacy_llm_ner.ml.lora`) into the
-    weights they adapt and put the plain layers back, in place. The outputs
-    are unchanged; what remains is an ordinary model that quantizes like any
-    other (peft's adapter layers read `weight` as a tensor, which a quantized
-    Linear does not have).
-
-    transformer (torch.nn.Module): The backbone, adapted or not.
-    RETURNS (torch.nn.Module): The same model without adapter layers.
-    """
-    for parent, child, layer in list(_adapter_layers(transformer)):
-        layer.merge()
-        setattr(parent, child, layer.get_base_layer())
-    return transformer
 
 
 def _refuse_float_state(module: torch.nn.Module, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
