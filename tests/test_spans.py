@@ -64,3 +64,23 @@ def test_transformer_uses_prediction_windows_only_without_gradients(tiny_bert_di
     assert ents(loaded(doc.text)) == ents(nlp(doc.text))
     override = spacy.load(tmp_path, config={"components.transformer.model.get_spans.predict_stride": 4})
     assert bounds(override.get_pipe("transformer").model.predict([doc]).spans) == bounds(batch.spans)
+
+
+def test_replace_listeners_copy_keeps_prediction_windows(tiny_bert_dir, tmp_path):
+    """spaCy's replace_listeners gives the NER its own copy of the
+    transformer: the copy still predicts with the prediction windows."""
+    nlp = _pipeline(tiny_bert_dir, 8)
+    train(nlp, TRAIN_DATA, steps=3)
+    text = " ".join(text for text, _ in TRAIN_DATA)
+    expected = ents(nlp(text))
+    nlp.replace_listeners("transformer", "transformer_ner", ["model.tok2vec"])
+    own = next(node for node in nlp.get_pipe("transformer_ner").model.walk() if node.name == "transformer")
+    assert own is not nlp.get_pipe("transformer").model
+    doc = nlp.make_doc(text)
+    assert bounds(own.predict([doc]).spans) == bounds(get_strided_spans([doc], window=8, stride=8))
+    assert bounds(own.begin_update([doc])[0].spans) == bounds(get_strided_spans([doc], window=8, stride=4))
+    assert own.attrs["has_transformer"]
+    nlp.remove_pipe("transformer")
+    assert ents(nlp(text)) == expected
+    nlp.to_disk(tmp_path)
+    assert ents(spacy.load(tmp_path)(text)) == expected

@@ -11,9 +11,8 @@ transformer runs without gradients (nlp(), nlp.pipe, evaluation).
 
 The mode is a context variable, not a change to the shared model, so
 threads predicting and training at once each see their own windows. A copy
-of the transformer made by spacy-transformers' `TransformerModel.copy` (as
-`nlp.replace_listeners` does) predicts with the training windows: slower,
-never wrong.
+of the transformer (`nlp.replace_listeners`) keeps them
+(`ml.transformer.WrappedTransformerModel`).
 """
 from contextlib import contextmanager
 from contextvars import ContextVar

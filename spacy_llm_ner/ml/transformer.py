@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
+from spacy_transformers.layers import TransformerModel
 from thinc.api import Model
 
 # Prefixes under which model-carrying packages on PyPI install themselves.
@@ -78,6 +79,23 @@ class TransformedModelClass:
         return self.transform(self.model_cls.from_pretrained(*args, **kwargs))
 
 
+class WrappedTransformerModel(TransformerModel):
+    """spacy-transformers' TransformerModel whose `copy` keeps what this
+    package adds to it: the forward wrappers (prediction windows, the
+    quantized model's inference-only guard) and the attrs (LoRA and
+    quantization setters). spacy-transformers' own copy rebuilds a bare
+    model, so a copy made by `nlp.replace_listeners` would otherwise predict
+    with the training windows. Length bucketing lives on the shim, which the
+    copy deep-copies anyway."""
+
+    def copy(self) -> "WrappedTransformerModel":
+        copied = super().copy()
+        copied.__class__ = type(self)
+        copied._func = self._func
+        copied.attrs.update(self.attrs)
+        return copied
+
+
 @registry.misc("spacy_llm_ner.resolve_model_name.v1")
 def make_model_name_resolver() -> Callable[[str], str]:
     """Registered access to resolve_model_name, for use in user configs."""
@@ -121,6 +139,7 @@ def build_transformer_model(
     # A span getter with its own prediction windows (ml/spans.py) is asked
     # for them whenever the model runs without gradients.
     model._func = PredictionSpans(model._func)
+    model.__class__ = WrappedTransformerModel
     # Same outputs, less padding at prediction time (see ml/bucketing.py).
     return bucket_predictions(model)
 
