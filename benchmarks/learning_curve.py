@@ -170,7 +170,7 @@ def _fixed_inference(config) -> None:
     config["components"]["transformer_ner"]["abbreviations"] = "none"
 
 
-def write_config(backbone: str, fraction: str, setting: str) -> Path:
+def write_config(backbone: str, fraction: str, setting: str, seed: int = SEED) -> Path:
     from spacy import util
 
     cfg_name = BACKBONES[backbone][0]
@@ -185,9 +185,15 @@ def write_config(backbone: str, fraction: str, setting: str) -> Path:
         train["seed"] = SEED
     if "aug" in setting:
         train["augmenter"] = _augmenter(swap=True, noise=True)
-    path = WORK / f"{backbone}_{fraction}_{setting}.cfg"
+    config["system"]["seed"] = seed
+    path = WORK / f"{backbone}_{fraction}_{setting}{_seed_suffix(seed)}.cfg"
     config.to_disk(path)
     return path
+
+
+def _seed_suffix(seed: int) -> str:
+    # Runs with another training seed (same gold sample) sit beside seed 0's.
+    return "" if seed == SEED else f"_seed{seed}"
 
 
 def _train(cfg: Path, out: Path, train: Path, dev: Path, steps: int, eval_frequency: int) -> None:
@@ -215,12 +221,13 @@ def runs(backbone: str, only: str) -> List[str]:
 
 
 @app.command()
-def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) -> None:
-    """Train (and score on test) each fraction x setting not trained yet."""
+def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None, seed: int = SEED) -> None:
+    """Train (and score on test) each fraction x setting not trained yet;
+    `seed`: another training seed (the gold sample stays seed 0's)."""
     _, default_steps, eval_frequency = BACKBONES[backbone]
     for name in runs(backbone, only):
         fraction, setting = name.split("_", 1)
-        cfg = write_config(backbone, fraction, setting)
+        cfg = write_config(backbone, fraction, setting, seed)
         folder = sample_gold(fraction)
         if setting.startswith("teacher"):
             data = teacher_corpus(folder, fraction, silver="silver" in setting)
@@ -228,7 +235,7 @@ def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None) ->
             data = link_silver(folder, setting)
         else:
             data = folder / "gold" / "train.spacy"
-        out = WORK / backbone / name
+        out = WORK / backbone / f"{name}{_seed_suffix(seed)}"
         out.mkdir(parents=True, exist_ok=True)
         _train(cfg, out, data, BC5CDR / "dev.spacy", steps or default_steps, eval_frequency)
         _evaluate(out, BC5CDR / "test.spacy")
@@ -271,6 +278,8 @@ def report() -> None:
         rows = {}
         for name in names:
             rows[name] = bc5cdr_ner.run_row(WORK / backbone / name)
+            for seeded in sorted((WORK / backbone).glob(f"{name}_seed*")):
+                rows[seeded.name] = bc5cdr_ner.run_row(seeded)
             for folder, suffix in EARLIER_SILVER.items():
                 rows[f"{name}_{suffix}"] = bc5cdr_ner.run_row(WORK / f"{backbone}_{folder}" / name)
         if not rows["100pct_gold"] and backbone in FULL_GOLD_RUNS:
@@ -293,7 +302,7 @@ def report() -> None:
             fraction, setting = name.split("_", 1)
             share = f"{100 * row['ents_f'] / full:.0f}%" if full else ""
             lines.append(
-                f"| {fraction.replace('pct', '%')} | {setting.replace('_', ' + ')} | {_f(row)} | {_f(row, 'Chemical')} | "
+                f"| {fraction.replace('pct', '%')} | {_setting_label(setting)} | {_f(row)} | {_f(row, 'Chemical')} | "
                 f"{_f(row, 'Disease')} | {share} | {row['dev_f'] or 0:.3f} | {(row['train_seconds'] or 0) / 60:.1f} |"
             )
         if any("silver" in name for name in rows):
@@ -327,6 +336,11 @@ def report() -> None:
     (RESULTS / "learning_curve.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(results)
+
+
+def _setting_label(setting: str) -> str:
+    base, _, seed = setting.partition("_seed")
+    return base.replace("_", " + ") + (f" (seed {seed})" if seed else "")
 
 
 def _plot(results: Dict[str, Dict]) -> None:
