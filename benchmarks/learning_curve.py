@@ -168,6 +168,10 @@ def _fixed_inference(config) -> None:
     # The curves compare training data: inference-time abbreviation consistency
     # (shipped on since these runs began) stays off in every run.
     config["components"]["transformer_ner"]["abbreviations"] = "none"
+    # Nor tiled prediction windows (shipped since session 8): the MiniLM runs
+    # predict with the training windows, as the earlier ones did.
+    if "predict_stride" in config.get("vars", {}):
+        config["vars"]["predict_stride"] = config["vars"]["stride"]
 
 
 def write_config(backbone: str, fraction: str, setting: str, seed: int = SEED) -> Path:
