@@ -148,3 +148,38 @@ def test_distill_corpus_cli(teacher, tmp_path):
                               "--text", str(tmp_path / "raw.jsonl")])
     assert bad.exit_code != 0
     assert "raw.jsonl, line 2, field 'text'" in str(bad.exception)
+
+
+def test_weak_labels_and_teacher_distributions_add_up(teacher):
+    """Silver docs labelled by a teacher (the learning curve's "teacher +
+    silver"): the weak labels survive distill-corpus and DocBin, and the
+    loss is the partial-label loss plus distill_weight x the KL term."""
+    from spacy_llm_ner.kb.weak import LABELS_KEY, SILVER_KEY
+
+    text, gold = TRAIN_DATA[1]
+    silver = teacher.make_doc(text)
+    silver.set_ents([silver.char_span(s, e, label=l) for s, e, l in gold if l == "DIS"], default="missing")
+    silver.user_data.update({SILVER_KEY: True, LABELS_KEY: ["DIS"]})
+    labelled = list(distill_corpus(teacher, docs=[silver]))[0]
+    labelled = list(DocBin(docs=[labelled], store_user_data=True).get_docs(teacher.vocab))[0]
+    assert list(labelled.user_data[LABELS_KEY]) == ["DIS"] and labelled.user_data[SILVER_KEY]
+    assert ents(labelled) == [(s, e, l) for s, e, l in gold if l == "DIS"]
+    ner = teacher.get_pipe("transformer_ner")
+    eg = Example(teacher.make_doc(text), labelled)
+    scores = ner.model.predict([eg.predicted])
+    both, _ = ner.get_loss([eg], scores)
+    ner.cfg["distill_weight"] = 0.0
+    try:
+        weak, _ = ner.get_loss([eg], scores)
+    finally:
+        ner.cfg["distill_weight"] = 1.0
+    kl, _ = ner.decoder.get_soft_loss(scores, [soft_targets(eg, ner.tagset.tags)])
+    assert kl > 0 and both == pytest.approx(weak + kl, rel=1e-5)
+    # The partial labels count: without them the outside tokens are fully open.
+    del labelled.user_data[LABELS_KEY]
+    ner.cfg["distill_weight"] = 0.0
+    try:
+        open_, _ = ner.get_loss([Example(eg.predicted, labelled)], scores)
+    finally:
+        ner.cfg["distill_weight"] = 1.0
+    assert open_ != pytest.approx(weak)
