@@ -24,6 +24,8 @@ data, and WNUT-17 with and without the noise augmenter.
 - teacher + silver (asked for with --only): the same teacher distributions
   on the silver docs, whose weak labels stay as hard targets: the KB decides
   the Disease names it knows, the teacher the rest (Chemical included).
+- teacher2 + silver (asked for with --only): a second round, the teacher
+  being the MiniLM of the first (trf `teacher_silver`).
 - aug: `spacy_llm_ner.entity_swap_augmenter.v1` (Disease names from CTD,
   Chemical names from the data) chained with `noise_augmenter.v1`.
 
@@ -55,13 +57,13 @@ WORK = ROOT / "benchmarks" / "work" / "learning_curve"
 RESULTS = bc5cdr_ner.RESULTS
 CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
-SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o", "teacher", "teacher_silver")
+SETTINGS = ("gold", "aug", "silver", "aug_silver", "silver_o", "teacher", "teacher_silver", "teacher2_silver")
 # silver_o: the same weak labels with every other token "O" (unlabelled
 # chemicals are then taught as outside). teacher: the MiniLM trained on the
 # same gold sample (trf backbone, setting gold) labels the hidden-gold text
 # with its tag distributions (`distill-corpus`); the model learns from the
 # gold and those. Both only where asked for with --only.
-OPTIONAL = ("silver_o", "teacher", "teacher_silver")
+OPTIONAL = ("silver_o", "teacher", "teacher_silver", "teacher2_silver")
 BACKBONES = {"cnn": ("ner_cnn.cfg", 3000, 200), "trf": ("ner.cfg", 500, 100)}
 SILVER_OPTIONS = ("--partial-outside", "--abbreviations", "--open-name-words", "1")
 # Earlier silver labelling, kept for comparison: folder suffix -> row suffix.
@@ -145,14 +147,17 @@ def link_silver(folder: Path, setting: str) -> Path:
     return both
 
 
-def teacher_corpus(folder: Path, fraction: str, *, silver: bool = False) -> Path:
+def teacher_corpus(folder: Path, fraction: str, *, silver: bool = False, generation: int = 1) -> Path:
     """The gold sample and the hidden-gold text, labelled with the tag
-    distributions of the MiniLM trained on that gold sample alone; with
-    `silver`, the hidden-gold text is the silver docs, weak labels kept."""
-    teacher = WORK / "trf" / f"{fraction}_gold" / "model-best"
+    distributions of the MiniLM trained on that gold sample alone (round 2:
+    of the MiniLM trained on the round-1 teacher + silver); with `silver`,
+    the hidden-gold text is the silver docs, weak labels kept."""
+    source = f"{fraction}_gold" if generation == 1 else f"{fraction}_teacher_silver"
+    teacher = WORK / "trf" / source / "model-best"
     if not teacher.exists():
-        raise SystemExit(f"{teacher} missing: run `learning_curve.py train --backbone trf --only {fraction}_gold` first")
-    out = folder / ("teacher_silver.spacy" if silver else "teacher.spacy")
+        raise SystemExit(f"{teacher} missing: run `learning_curve.py train --backbone trf --only {source}` first")
+    name = "teacher" if generation == 1 else f"teacher{generation}"
+    out = folder / (f"{name}_silver.spacy" if silver else f"{name}.spacy")
     hidden = ["--docs", str(folder / "silver.spacy")] if silver else ["--text", str(folder / "hidden_gold_text.jsonl")]
     sources = [teacher] + ([folder / "silver.spacy"] if silver else [])
     if not out.exists() or any(out.stat().st_mtime < source.stat().st_mtime for source in sources):
@@ -234,7 +239,7 @@ def train(backbone: str = "cnn", only: str = "", steps: Optional[int] = None, se
         cfg = write_config(backbone, fraction, setting, seed)
         folder = sample_gold(fraction)
         if setting.startswith("teacher"):
-            data = teacher_corpus(folder, fraction, silver="silver" in setting)
+            data = teacher_corpus(folder, fraction, silver="silver" in setting, generation=2 if setting.startswith("teacher2") else 1)
         elif "silver" in setting:
             data = link_silver(folder, setting)
         else:
@@ -322,7 +327,8 @@ def report() -> None:
                 "", "teacher: the gold sample plus the hidden-gold text labelled with the tag distributions of "
                 "`configs/ner.cfg` (MiniLM) trained on the same gold sample (`distill-corpus`); no other gold. "
                 "teacher + silver: those distributions on the silver docs, their weak labels kept as hard targets "
-                "(every silver doc used).",
+                "(every silver doc used). teacher2 + silver: the same with the MiniLM of the MiniLM's teacher + silver "
+                "row as the teacher (a second round).",
             ]
         if wnut_rows:
             lines += [
