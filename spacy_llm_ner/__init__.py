@@ -4,7 +4,7 @@ Importing the package registers every factory, architecture and function;
 spaCy also finds them without an import through the setup.cfg entry points.
 """
 from .about import __version__
-from .ml import features, models, spans, transformer  # noqa: F401  (registers architectures, span getters)
+from .ml import features, models, ops, spans, transformer  # noqa: F401  (registers architectures, span getters, callbacks)
 from . import kb, training  # noqa: F401  (registers augmenters and readers)
 from .pipeline import TransformerNER, make_transformer_ner
 from .util import install_fork_guard

@@ -5,11 +5,15 @@ _FORK_GUARD_INSTALLED = False
 
 
 def _single_thread_torch_in_child() -> None:
+    # Workers share the cores: one torch thread and one BLAS thread each.
     import sys
 
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+    ops = sys.modules.get("spacy_llm_ner.ml.ops")
+    if ops is not None:
+        ops.limit_blas_threads_in_child()
 
 
 def install_fork_guard() -> None:
