@@ -45,6 +45,9 @@ STUDENTS: Dict[str, Dict] = {
     # epochs of the larger corpus); a depth-2 encoder halves its gemm.
     "cnn_distilled_6k": {"train": "distill_train.spacy", "steps": 6000},
     "cnn_distilled_depth2_6k": {"train": "distill_train.spacy", "steps": 6000, "depth": 2},
+    # Also the teacher on entity-swapped copies of the training abstracts
+    # (`swap-text`, then `corpus --swap-copies N`): new names in real contexts.
+    "cnn_distilled_swap": {"train": "distill_train_swap.spacy", "steps": 6000},
 }
 # The students `all` trains (the variants are trained with --only).
 DEFAULT_STUDENTS = ("cnn_distilled", "cnn_gold", "stock_cnn")
@@ -65,21 +68,54 @@ def ctd_definitions() -> Path:
     return path
 
 
+def swap_text(copies: int, *, seed: int = 0) -> Path:
+    """`copies` entity-swapped versions of each training abstract, one per
+    line: every gold mention replaced by another name of its type (Disease:
+    a CTD name, Chemical: another chemical of the training data), by the
+    project's `entity_swap_augmenter`. Raw text for the teacher to label:
+    the swaps' own labels are not used."""
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    from spacy_llm_ner.kb.loaders import make_ctd_kb_loader
+    from spacy_llm_ner.training.augment import create_entity_swap_augmenter
+
+    path = WORK / f"swap_train_{copies}.txt"
+    if path.exists():
+        return path
+    nlp = spacy.blank("en")
+    gold = list(DocBin().from_disk(WORK / "train.spacy").get_docs(nlp.vocab))
+    names = {label: sorted({e.text for d in gold for e in d.ents if e.label_ == label}) for label in ("Chemical",)}
+    augment = create_entity_swap_augmenter(
+        level=1.0, kb_loader=make_ctd_kb_loader(path=str(CTD)), names=names, seed=seed, keep_original=False,
+    )
+    lines = [
+        " ".join(eg.reference.text.split())
+        for _ in range(copies) for doc in gold for eg in augment(nlp, Example(nlp.make_doc(doc.text), doc))
+    ]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf8")
+    return path
+
+
 @app.command()
 def corpus(
     unlabelled: List[Path] = typer.Option([], "--text", help="Extra raw text for the teacher"),
     definitions: bool = typer.Option(True, help="Add CTD's disease definitions as raw text"),
+    swap_copies: int = typer.Option(0, help="Add N entity-swapped copies of each training abstract"),
 ) -> None:
     """The teacher's distributions on the training docs (gold kept) and on
     any extra raw text."""
     texts = [*unlabelled, *([ctd_definitions()] if definitions else [])]
+    texts += [swap_text(swap_copies)] if swap_copies else []
     extra = [arg for path in texts for arg in ("--text", str(path))]
+    name = "distill_train_swap" if swap_copies else "distill_train"
     seconds = run(
-        [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER), str(WORK / "distill_train.spacy"),
+        [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER), str(WORK / f"{name}.spacy"),
          "--docs", str(WORK / "train.spacy"), *extra],
-        WORK / "distill_corpus.log",
+        WORK / f"{name.replace('train', 'corpus')}.log",
     )
-    (WORK / "distill_corpus_seconds.json").write_text(json.dumps({"seconds": seconds}))
+    (WORK / f"{name.replace('train', 'corpus')}_seconds.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def write_config(name: str) -> Path:
