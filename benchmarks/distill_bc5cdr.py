@@ -48,6 +48,9 @@ STUDENTS: Dict[str, Dict] = {
     # Also the teacher on entity-swapped copies of the training abstracts
     # (`swap-text`, then `corpus --swap-copies N`): new names in real contexts.
     "cnn_distilled_swap": {"train": "distill_train_swap.spacy", "steps": 6000},
+    # The weight of the KL term against the gold loss (selected on dev).
+    "cnn_distilled_kl2": {"train": "distill_train.spacy", "distill_weight": 2.0},
+    "cnn_distilled_kl05": {"train": "distill_train.spacy", "distill_weight": 0.5},
 }
 # The students `all` trains (the variants are trained with --only).
 DEFAULT_STUDENTS = ("cnn_distilled", "cnn_gold", "stock_cnn")
@@ -128,6 +131,8 @@ def write_config(name: str) -> Path:
         config["nlp"]["pipeline"] = ["tok2vec", "ner"]
     if "depth" in STUDENTS[name]:
         config["components"]["tok2vec"]["model"]["encode"]["depth"] = STUDENTS[name]["depth"]
+    if "distill_weight" in STUDENTS[name]:
+        config["components"]["transformer_ner"]["distill_weight"] = STUDENTS[name]["distill_weight"]
     path = WORK / f"{name}.cfg"
     config.to_disk(path)
     return path
