@@ -46,7 +46,7 @@ STUDENTS: Dict[str, Dict] = {
     "cnn_distilled_6k": {"train": "distill_train.spacy", "steps": 6000},
     "cnn_distilled_depth2_6k": {"train": "distill_train.spacy", "steps": 6000, "depth": 2},
     # Also the teacher on entity-swapped copies of the training abstracts
-    # (`swap-text`, then `corpus --swap-copies N`): new names in real contexts.
+    # (`corpus --swap-copies 2`): new names in real contexts.
     "cnn_distilled_swap": {"train": "distill_train_swap.spacy", "steps": 6000},
     # The weight of the KL term against the gold loss (selected on dev).
     "cnn_distilled_kl2": {"train": "distill_train.spacy", "distill_weight": 2.0},

@@ -2,11 +2,12 @@
 
 thinc's `NumpyOps` multiplies with the `blis` package, built for portability
 and single-threaded. The BLAS that numpy ships with (OpenBLAS in the PyPI
-wheels, Accelerate on macOS) is tuned per CPU and uses every core. On this
-project's 2-core machine a depth-2 CNN `transformer_ner` pipeline runs at
-38k words/s with blis, 58k with OpenBLAS on one thread and 67k on two
-(`benchmarks/frontier.py`). Transformer backbones are unaffected: torch does
-their products.
+wheels, Accelerate on macOS) is tuned per CPU and uses every core. On
+BC5CDR, on this project's 2-core machine, the distilled CNN student runs at
+22k words/s with blis and 45k with OpenBLAS, spaCy's stock CNN `ner` at 18k
+and 32k (benchmarks/results/frontier_bc5cdr.md); a depth-2 student at 38k
+with blis, 58k with OpenBLAS on one thread. Transformer backbones are
+unaffected: torch does their products.
 
 Used from a config, so that `spacy.load` and `spacy train` both pick it up:
 
@@ -38,12 +39,6 @@ def use_numpy_blas(model: Model) -> int:
             changed += 1
     _IN_USE = _IN_USE or changed > 0
     return changed
-
-
-def numpy_blas_in_use() -> bool:
-    """Whether any model of this process multiplies through numpy's BLAS
-    (then forked workers should limit its threads)."""
-    return _IN_USE
 
 
 @registry.callbacks("spacy_llm_ner.NumpyBLASOps.v1")
