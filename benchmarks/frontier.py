@@ -248,20 +248,23 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, r in results.items():
-        if "ents_f" not in r:
-            continue
-        ax.scatter(r["words_per_second"], r["ents_f"], s=40)
-        ax.annotate(name, (r["words_per_second"], r["ents_f"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    systems = [(name, r) for name, r in results.items() if "ents_f" in r]
+    colours = plt.get_cmap("tab20")
+    # Numbers beside the points, names in the legend: the names of nearby
+    # points (same model, other settings) would overlap.
+    for i, (name, r) in enumerate(systems, start=1):
+        short = name.replace("transformer_ner, ", "").replace("spaCy ner, ", "spaCy ner ")
+        ax.scatter(r["words_per_second"], r["ents_f"], s=40, color=colours(i - 1), label=f"{i}. {short}")
+        ax.annotate(str(i), (r["words_per_second"], r["ents_f"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ceiling = results.get(CEILING, {}).get("words_per_second")
     if ceiling:
         ax.axvline(ceiling, color="grey", linestyle="--", linewidth=1)
         ax.text(ceiling, ax.get_ylim()[0], " MiniLM ceiling", fontsize=7, color="grey", va="bottom")
     ax.set_xscale("log")
-    # Room on the right for the labels of the fastest points.
-    fastest = max(r["words_per_second"] for r in results.values() if "ents_f" in r)
-    ax.set_xlim(right=fastest * 3)
+    fastest = max(r["words_per_second"] for _, r in systems)
+    ax.set_xlim(right=fastest * 1.5)
     ax.set_xlabel("nlp.pipe words/second (2 CPU threads, log scale)")
     ax.set_ylabel("BC5CDR test entity F1")
     ax.set_title("Accuracy / speed frontier, BC5CDR")
