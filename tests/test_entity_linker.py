@@ -4,6 +4,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 import util
@@ -452,3 +453,44 @@ def test_show_cli_prints_links_and_writes_linked_html(trained, tmp_path):
     assert ent.kb_id_ == "Q_ME"
     assert "Q_ME" in result.output and f"{ent._.kb_score:.3f}" in result.output
     assert "https://example.org/Q_ME" in html.read_text(encoding="utf8")
+
+
+def test_precomputed_entities_are_saved_and_give_the_same_links(trained, tmp_path):
+    nlp = clone(trained)
+    linker = nlp.get_pipe(LINKER)
+    before = [nlp(with_ents(nlp, t, e)).ents[0]._.kb_candidates for t, e in DATA]
+    assert linker.precompute_entities() == len(RECORDS)
+    nlp.to_disk(tmp_path / "model")
+    assert (tmp_path / "model" / LINKER / "entity_vectors" / "vectors.npy").exists()
+    reloaded = spacy.load(tmp_path / "model")
+    loaded = reloaded.get_pipe(LINKER)
+    assert set(loaded._cache) == {r.id for r in RECORDS}
+    # The loaded vectors are the ones the backbone gives.
+    fresh = loaded._encode_texts([loaded._entity_text(r.id) for r in RECORDS])
+    for record, vector in zip(RECORDS, fresh):
+        numpy.testing.assert_allclose(loaded._cache[record.id], vector, rtol=1e-4, atol=1e-5)
+    after = [reloaded(with_ents(reloaded, t, e)).ents[0]._.kb_candidates for t, e in DATA]
+    for a, b in zip(before, after):
+        assert [e for e, _ in a] == [e for e, _ in b]
+        assert [p for _, p in a] == pytest.approx([p for _, p in b], abs=1e-5)
+    # Pickled (nlp.pipe workers) with the vectors.
+    assert set(pickle.loads(pickle.dumps(loaded))._cache) == {r.id for r in RECORDS}
+
+
+def test_training_drops_precomputed_entities(trained, tmp_path):
+    nlp = clone(trained)
+    linker = nlp.get_pipe(LINKER)
+    linker.precompute_entities()
+    nlp.update(examples(nlp, DATA[:2]), sgd=nlp.resume_training())
+    nlp(with_ents(nlp, *DATA[0]))  # caches what it encodes: not a precomputed KB
+    assert linker._cache
+    nlp.to_disk(tmp_path / "model")
+    assert not (tmp_path / "model" / LINKER / "entity_vectors").exists()
+
+
+def test_precompute_refuses_a_kb_above_the_cache_size(trained):
+    nlp = clone(trained)
+    linker = nlp.get_pipe(LINKER)
+    linker.cfg["cache_size"] = len(RECORDS) - 1
+    with pytest.raises(ValueError, match="cache_size"):
+        linker.precompute_entities()

@@ -53,3 +53,28 @@ def build_kb_cli(
     n_described = sum(bool(record.description) for record in records)
     msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
     msg.info(f"{len(kb)} entities, {n_aliases} names and aliases, {n_described} with a description")
+
+
+@app.command("precompute-entities")
+def precompute_entities_cli(
+    in_model: Path = typer.Argument(..., metavar="IN_MODEL", exists=True, file_okay=False, help="Trained pipeline directory"),
+    out_model: Path = typer.Argument(..., metavar="OUT_MODEL", file_okay=False, help="Where to save the pipeline"),
+) -> None:
+    """Encode every KB entity of each transformer_entity_linker with its
+    trained backbone and save the vectors with the pipeline: prediction then
+    encodes no entity, from the first doc on."""
+    from ..pipeline.entity_linker import TransformerEntityLinker
+
+    nlp = spacy.load(in_model)
+    linkers = [(name, pipe) for name, pipe in nlp.pipeline if isinstance(pipe, TransformerEntityLinker)]
+    if not linkers:
+        msg.fail(f"No transformer_entity_linker in the pipeline {nlp.pipe_names}", exits=1)
+    for name, linker in linkers:
+        start = time.perf_counter()
+        try:
+            n = linker.precompute_entities()
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
+        msg.good(f"{name}: {n:,} entities encoded in {time.perf_counter() - start:.0f} s")
+    nlp.to_disk(out_model)
+    msg.good(f"Saved to {out_model}")

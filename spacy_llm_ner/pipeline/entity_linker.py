@@ -254,6 +254,9 @@ class TransformerEntityLinker(TrainablePipe):
         self._nlp_ref = weakref.ref(nlp) if nlp is not None else None
         self._detached: Optional[Tuple[Any, Any]] = None  # (tokenizer, upstream) after unpickling
         self._cache: "OrderedDict[str, numpy.ndarray]" = OrderedDict()
+        # True once precompute_entities filled the cache: it is then part of
+        # the pipe (saved, loaded, pickled) until the backbone changes.
+        self._precomputed = False
         _register_extensions()
 
     # -- the KB ---------------------------------------------------------------
@@ -292,6 +295,56 @@ class TransformerEntityLinker(TrainablePipe):
         update, on loading and when entities are added; call it if you
         change the backbone's weights some other way)."""
         self._cache.clear()
+        self._precomputed = False
+
+    def precompute_entities(self) -> int:
+        """Encode every KB entity now and keep the vectors with the pipe, so
+        that prediction encodes no entity, from the first doc on (and in
+        `nlp.pipe(n_process=N)` workers). Saved by `to_disk` (entity_vectors/,
+        4 bytes x width per entity); dropped by anything that changes the
+        backbone (`update`, `initialize`, `clear_cache`).
+
+        RETURNS (int): The number of entities encoded.
+        RAISES (ValueError): Without a KB, or if the KB has more entities
+            than `cache_size`.
+        """
+        self._require_kb()
+        ids = list(self.kb.entity_ids)  # type: ignore[union-attr]
+        if len(ids) > self.cfg["cache_size"]:
+            raise ValueError(
+                f"[{COMPONENT}] The KB has {len(ids):,} entities, more than cache_size "
+                f"({self.cfg['cache_size']:,}): raise the component's cache_size to precompute them."
+            )
+        self.clear_cache()
+        size = max(self.cfg["entity_batch_size"], 1) * 16
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            vectors = self._encode_texts([self._entity_text(e) for e in chunk])
+            self._cache.update(zip(chunk, vectors))
+        self._precomputed = True
+        return len(ids)
+
+    def _save_entity_vectors(self, path: Path) -> None:
+        if not self._precomputed or not self._cache:
+            return
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "ids.json", list(self._cache))
+        numpy.save(path / "vectors.npy", numpy.stack(list(self._cache.values())).astype("f"))
+
+    def _load_entity_vectors(self, path: Path) -> None:
+        ids_path, vectors_path = path / "ids.json", path / "vectors.npy"
+        if not ids_path.exists() or not vectors_path.exists():
+            raise ValueError(f"[{COMPONENT}] {path} needs ids.json and vectors.npy (written by to_disk).")
+        ids = srsly.read_json(ids_path)
+        vectors = numpy.load(vectors_path)
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise ValueError(
+                f"[{COMPONENT}] {vectors_path}: expected {len(ids)} rows (one per id in ids.json), "
+                f"got an array of shape {vectors.shape}"
+            )
+        self._cache = OrderedDict(zip(ids, vectors))
+        self._precomputed = True
 
     def _require_kb(self) -> None:
         if self.kb is None:
@@ -837,6 +890,7 @@ class TransformerEntityLinker(TrainablePipe):
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "kb": lambda p: (self.kb if self.kb is not None else LinkerKB(self.vocab)).to_disk(p),
             "model": lambda p: self.model.to_disk(p),
+            "entity_vectors": self._save_entity_vectors,
         }
         util.to_disk(path, serialize, exclude)
 
@@ -875,6 +929,9 @@ class TransformerEntityLinker(TrainablePipe):
         }
         util.from_disk(path, deserialize, exclude)
         self.clear_cache()
+        vectors = Path(path) / "entity_vectors"
+        if "entity_vectors" not in exclude and vectors.exists():
+            self._load_entity_vectors(vectors)
         return self
 
     def __reduce__(self) -> Tuple[Any, ...]:
@@ -882,7 +939,9 @@ class TransformerEntityLinker(TrainablePipe):
         # __dict__, and a weak reference cannot be pickled: keep the
         # tokenizer and the upstream component themselves (pickled in the
         # same stream as the rest of the pipeline, they stay the same objects).
-        extra = {k: v for k, v in self.__dict__.items() if k not in ("_nlp_ref", "_cache")}
+        # The cache travels only when precomputed (then it is part of the pipe).
+        skip = ("_nlp_ref",) if self._precomputed else ("_nlp_ref", "_cache")
+        extra = {k: v for k, v in self.__dict__.items() if k not in skip}
         nlp = self._nlp_ref() if self._nlp_ref is not None else None
         if nlp is not None:
             try:
