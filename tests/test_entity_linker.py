@@ -481,6 +481,8 @@ def test_training_drops_precomputed_entities(trained, tmp_path):
     nlp = clone(trained)
     linker = nlp.get_pipe(LINKER)
     linker.precompute_entities()
+    nlp.to_disk(tmp_path / "model")
+    assert (tmp_path / "model" / LINKER / "entity_vectors").exists()
     nlp.update(examples(nlp, DATA[:2]), sgd=nlp.resume_training())
     nlp(with_ents(nlp, *DATA[0]))  # caches what it encodes: not a precomputed KB
     assert linker._cache

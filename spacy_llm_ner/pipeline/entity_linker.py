@@ -29,6 +29,7 @@ The KB is created at initialize time from `[initialize.components.<name>.kb_load
 (e.g. `spacy_llm_ner.load_kb_jsonl.v1`) and saved with the pipeline; entities
 added later with `add_entities()` are linkable at once, without retraining.
 """
+import shutil
 import warnings
 import weakref
 from collections import OrderedDict
@@ -325,9 +326,11 @@ class TransformerEntityLinker(TrainablePipe):
         return len(ids)
 
     def _save_entity_vectors(self, path: Path) -> None:
-        if not self._precomputed or not self._cache:
-            return
         path = Path(path)
+        if not self._precomputed or not self._cache:
+            # Saved over a pipeline that had them: they belong to old weights.
+            shutil.rmtree(path, ignore_errors=True)
+            return
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "ids.json", list(self._cache))
         numpy.save(path / "vectors.npy", numpy.stack(list(self._cache.values())).astype("f"))
