@@ -112,13 +112,13 @@ def corpus(
     texts = [*unlabelled, *([ctd_definitions()] if definitions else [])]
     texts += [swap_text(swap_copies)] if swap_copies else []
     extra = [arg for path in texts for arg in ("--text", str(path))]
-    name = "distill_train_swap" if swap_copies else "distill_train"
+    suffix = "_swap" if swap_copies else ""
     seconds = run(
-        [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER), str(WORK / f"{name}.spacy"),
-         "--docs", str(WORK / "train.spacy"), *extra],
-        WORK / f"{name.replace('train', 'corpus')}.log",
+        [sys.executable, "-m", "spacy_llm_ner", "distill-corpus", str(TEACHER),
+         str(WORK / f"distill_train{suffix}.spacy"), "--docs", str(WORK / "train.spacy"), *extra],
+        WORK / f"distill_corpus{suffix}.log",
     )
-    (WORK / f"{name.replace('train', 'corpus')}_seconds.json").write_text(json.dumps({"seconds": seconds}))
+    (WORK / f"distill_corpus{suffix}_seconds.json").write_text(json.dumps({"seconds": seconds}))
 
 
 def write_config(name: str) -> Path:

@@ -167,7 +167,7 @@ def teacher_corpus(
     if not teacher.exists():
         raise SystemExit(f"{teacher} missing: run `learning_curve.py train --backbone trf --only {source}` first")
     name = "teacher" if generation == 1 else f"teacher{generation}"
-    out = folder / (f"{name}_silver{'_defs' if definitions else ''}.spacy" if silver else f"{name}.spacy")
+    out = folder / f"{name}{'_silver' if silver else ''}{'_defs' if definitions else ''}.spacy"
     hidden = ["--docs", str(folder / "silver.spacy")] if silver else ["--text", str(folder / "hidden_gold_text.jsonl")]
     if definitions:
         hidden += ["--text", str(distill_bc5cdr.ctd_definitions())]

@@ -4,7 +4,7 @@ import os
 _FORK_GUARD_INSTALLED = False
 
 
-def _single_thread_torch_in_child() -> None:
+def _one_thread_per_worker() -> None:
     # Workers share the cores: one torch thread and one BLAS thread each.
     import sys
 
@@ -27,5 +27,5 @@ def install_fork_guard() -> None:
     """
     global _FORK_GUARD_INSTALLED
     if not _FORK_GUARD_INSTALLED and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_single_thread_torch_in_child)
+        os.register_at_fork(after_in_child=_one_thread_per_worker)
         _FORK_GUARD_INSTALLED = True

@@ -317,11 +317,7 @@ class TransformerEntityLinker(TrainablePipe):
                 f"({self.cfg['cache_size']:,}): raise the component's cache_size to precompute them."
             )
         self.clear_cache()
-        size = max(self.cfg["entity_batch_size"], 1) * 16
-        for start in range(0, len(ids), size):
-            chunk = ids[start : start + size]
-            vectors = self._encode_texts([self._entity_text(e) for e in chunk])
-            self._cache.update(zip(chunk, vectors))
+        self._cache.update(zip(ids, self._encode_texts([self._entity_text(e) for e in ids])))
         self._precomputed = True
         return len(ids)
 
