@@ -169,7 +169,7 @@ def test_short_form_not_whole_tokens_where_defined_has_no_uses():
 
 def test_weak_labels_and_predictions_find_the_same_uses():
     from spacy_llm_ner.kb.records import EntityRecord
-    from spacy_llm_ner.kb.weak import WeakLabeler
+    from spacy_llm_ner.training.weak import WeakLabeler
 
     doc = NLP(TEXT)
     records = [EntityRecord("C1", "puromycin aminonucleoside", [], type="CHEM"),

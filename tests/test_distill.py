@@ -154,7 +154,7 @@ def test_weak_labels_and_teacher_distributions_add_up(teacher):
     """Silver docs labelled by a teacher (the learning curve's "teacher +
     silver"): the weak labels survive distill-corpus and DocBin, and the
     loss is the partial-label loss plus distill_weight x the KL term."""
-    from spacy_llm_ner.kb.weak import LABELS_KEY, SILVER_KEY
+    from spacy_llm_ner.training.weak import LABELS_KEY, SILVER_KEY
 
     text, gold = TRAIN_DATA[1]
     silver = teacher.make_doc(text)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from conftest import SHARED_DATA
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.kb import EntityRecord, read_ctd
-from spacy_llm_ner.kb.weak import WeakLabeler, name_words, read_raw_docs, records_from_docs
+from spacy_llm_ner.training.weak import WeakLabeler, name_words
+from spacy_llm_ner.training.weak_io import read_raw_docs, records_from_docs
 from spacy_llm_ner.training import SilverCorpus
 
 NLP = spacy.blank("en")

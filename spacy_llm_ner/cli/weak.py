@@ -10,7 +10,8 @@ from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
 from ..kb.loaders import KB_FORMATS, read_records
-from ..kb.weak import DEFAULT_STOPLIST, WeakLabeler, name_words, read_raw_docs, read_stoplist, records_from_docs
+from ..training.weak import DEFAULT_STOPLIST, WeakLabeler, name_words
+from ..training.weak_io import read_raw_docs, read_stoplist, records_from_docs
 from . import app
 
 

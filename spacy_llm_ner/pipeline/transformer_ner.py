@@ -18,7 +18,7 @@ from thinc.api import Config, Model, Optimizer
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
 from ..kb.knowledge_base import LinkerKB
-from ..kb.weak import LABELS_KEY, OPEN_SPAN_KEYS
+from ..training.weak import LABELS_KEY, OPEN_SPAN_KEYS
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..tags import SCHEMES, TagSet

@@ -23,7 +23,7 @@ from spacy.training import Corpus
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-from ..kb.weak import AMBIGUOUS_KEY, SILVER_KEY
+from .weak import AMBIGUOUS_KEY, SILVER_KEY
 
 
 def is_silver(doc: Doc) -> bool:
