@@ -8,7 +8,7 @@ from spacy.training import Example
 from spacy.util import load_config
 from thinc.api import fix_random_seed
 
-from spacy_llm_ner.training.corpora import read_jsonl
+from spacy_llm_ner.corpora import read_jsonl
 from spacy_llm_ner.ml.features import GAZETTEER
 
 ROOT = Path(__file__).resolve().parents[1]

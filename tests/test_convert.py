@@ -10,7 +10,7 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_llm_ner.cli import app
-from spacy_llm_ner.training.corpora import (
+from spacy_llm_ner.corpora import (
     ConvertStats,
     convert,
     detect_format,

@@ -12,7 +12,7 @@ from spacy.util import load_config
 from thinc.api import Model, NumpyOps, fix_random_seed
 
 from spacy_llm_ner.ml.ops import use_numpy_blas
-from spacy_llm_ner.training.corpora import read_jsonl
+from spacy_llm_ner.corpora import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 BLIS = {"nlp": {"after_pipeline_creation": None}}

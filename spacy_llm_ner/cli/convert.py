@@ -1,12 +1,12 @@
 """`convert`: NER corpora (CoNLL IOB, PubTator, JSONL) to a ``.spacy`` DocBin.
-The readers live in `spacy_llm_ner.training.corpora` (re-exported here)."""
+The readers live in `spacy_llm_ner.corpora` (re-exported here)."""
 from enum import Enum
 from pathlib import Path
 
 import typer
 from wasabi import msg
 
-from ..training.corpora import (  # noqa: F401  (re-exported for existing imports)
+from ..corpora import (  # noqa: F401  (re-exported for existing imports)
     FORMATS,
     ConvertStats,
     convert,

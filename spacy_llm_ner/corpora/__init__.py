@@ -1,0 +1,39 @@
+"""Corpus readers: NER corpora (CoNLL IOB, PubTator, JSONL) as spaCy ``Doc``
+objects, and their conversion to spaCy's binary ``DocBin`` format
+(``.spacy``). The `convert` command (`cli/convert.py`) is a thin wrapper.
+
+The readers stream ``Doc`` objects::
+
+    from spacy_llm_ner.corpora import convert, read_pubtator
+    stats = convert("train.PubTator.txt", "train.spacy", fmt="auto")
+
+Nothing is dropped silently: whatever a reader cannot keep (overlapping
+mentions, rejected Prodigy answers, relation lines) is counted in a
+``ConvertStats`` and shown by the ``convert`` command. Malformed input raises
+``ValueError`` naming the file, the line number and the field.
+
+One module per format (`conll`, `pubtator`, `jsonl`); `offsets` builds Docs
+from character offsets for the last two, `formats` picks a reader and writes
+the DocBin.
+"""
+from .common import ConvertStats, Mention, PathLike
+from .conll import DOCSTART, read_conll
+from .formats import FORMATS, convert, detect_format, read_docs
+from .jsonl import read_jsonl
+from .offsets import make_doc_with_boundaries
+from .pubtator import read_pubtator
+
+__all__ = [
+    "DOCSTART",
+    "FORMATS",
+    "ConvertStats",
+    "Mention",
+    "PathLike",
+    "convert",
+    "detect_format",
+    "make_doc_with_boundaries",
+    "read_conll",
+    "read_docs",
+    "read_jsonl",
+    "read_pubtator",
+]

@@ -1,0 +1,67 @@
+"""What every corpus reader shares: the mention tuple, the conversion counts
+and the error for malformed input."""
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Tuple, Union
+
+from spacy.tokens import Doc
+
+PathLike = Union[str, Path]
+# A mention as read from a file: (start_char, end_char, label, kb_id, line number, field name).
+Mention = Tuple[int, int, str, str, int, str]
+
+
+@dataclass
+class ConvertStats:
+    """What a conversion produced and what it could not keep.
+
+    docs (int): Number of Docs written.
+    sents (int): Number of sentences (CoNLL: as in the file; otherwise as set
+        by the rule-based sentencizer).
+    tokens (int): Number of tokens.
+    entities (Counter): Number of entities per label.
+    with_kb_id (int): Number of entities carrying a non-empty ``kb_id_``.
+    skipped (Counter): Things read but not kept, by reason.
+    repaired (Counter): Things kept after a change, by reason.
+    """
+
+    docs: int = 0
+    sents: int = 0
+    tokens: int = 0
+    entities: Counter = field(default_factory=Counter)
+    with_kb_id: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)
+
+    def add_doc(self, doc: Doc) -> None:
+        """Count one Doc's tokens, sentences and entities.
+
+        doc (Doc): The converted Doc.
+        """
+        self.docs += 1
+        self.tokens += len(doc)
+        if doc.has_annotation("SENT_START"):
+            self.sents += sum(1 for _ in doc.sents)
+        for ent in doc.ents:
+            self.entities[ent.label_] += 1
+            if ent.kb_id_:
+                self.with_kb_id += 1
+
+    @property
+    def n_entities(self) -> int:
+        """RETURNS (int): The number of entities of every label."""
+        return sum(self.entities.values())
+
+
+def line_error(path: PathLike, line_no: int, field_name: str, problem: str) -> ValueError:
+    """The error for malformed input: names the file, the line and the field,
+    so that a large corpus can be fixed without a debugger.
+
+    path (PathLike): The file.
+    line_no (int): The 1-based line number.
+    field_name (str): The column or JSON field, e.g. "column 2 (start)".
+    problem (str): What is wrong.
+    RETURNS (ValueError): The error, to raise.
+    """
+    return ValueError(f"{path}, line {line_no}, {field_name}: {problem}")

@@ -1,0 +1,89 @@
+"""Reading any supported format (picked from the file) and converting it to
+spaCy's binary ``DocBin`` (``.spacy``)."""
+from pathlib import Path
+from typing import Iterator, Optional
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+
+from .common import ConvertStats, PathLike
+from .conll import read_conll
+from .jsonl import read_jsonl
+from .pubtator import PUBTATOR_TEXT_RE, read_pubtator
+
+FORMATS = ("auto", "conll", "pubtator", "jsonl")
+
+
+def detect_format(path: PathLike) -> str:
+    """Pick a format from the file: ``.jsonl`` -> "jsonl"; a first non-blank
+    line ``PMID|t|title`` -> "pubtator"; anything else -> "conll".
+
+    path (PathLike): The file.
+    RETURNS (str): "jsonl", "pubtator" or "conll".
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        return "jsonl"
+    with path.open(encoding="utf8") as file_:
+        for line in file_:
+            if line.strip():
+                return "pubtator" if PUBTATOR_TEXT_RE.match(line.rstrip("\r\n")) else "conll"
+    return "conll"
+
+
+def read_docs(
+    input_path: PathLike,
+    *,
+    nlp: Language,
+    fmt: str = "auto",
+    n_sents: int = 10,
+    stats: Optional[ConvertStats] = None,
+) -> Iterator[Doc]:
+    """Read Docs from a file in any supported format.
+
+    input_path (PathLike): The file.
+    nlp (Language): Provides the tokenizer and vocab.
+    fmt (str): "auto", "conll", "pubtator" or "jsonl".
+    n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
+    stats (Optional[ConvertStats]): Updated with what is skipped or repaired.
+    YIELDS (Doc): The Docs.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"Unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(input_path)
+    if fmt == "conll":
+        return read_conll(input_path, vocab=nlp.vocab, n_sents=n_sents, stats=stats)
+    if fmt == "pubtator":
+        return read_pubtator(input_path, nlp=nlp, stats=stats)
+    return read_jsonl(input_path, nlp=nlp, stats=stats)
+
+
+def convert(
+    input_path: PathLike,
+    output_path: PathLike,
+    *,
+    fmt: str = "auto",
+    lang: str = "en",
+    n_sents: int = 10,
+) -> ConvertStats:
+    """Convert an annotated file to a ``.spacy`` DocBin.
+
+    input_path (PathLike): CoNLL, PubTator or JSONL file.
+    output_path (PathLike): The DocBin file to write (parents are created).
+    fmt (str): "auto", "conll", "pubtator" or "jsonl".
+    lang (str): Language code of the blank pipeline used for tokenization.
+    n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
+    RETURNS (ConvertStats): Counts of what was written, skipped and repaired.
+    """
+    nlp = spacy.blank(lang)
+    stats = ConvertStats()
+    doc_bin = DocBin(attrs=["ORTH", "SPACY", "SENT_START", "ENT_IOB", "ENT_TYPE", "ENT_KB_ID"])
+    for doc in read_docs(input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats):
+        doc_bin.add(doc)
+        stats.add_doc(doc)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    doc_bin.to_disk(output_path)
+    return stats

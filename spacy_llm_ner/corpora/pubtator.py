@@ -1,0 +1,133 @@
+"""PubTator files (e.g. BioCreative V CDR) as spaCy Docs."""
+import re
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+from spacy.language import Language
+from spacy.pipeline import Sentencizer
+from spacy.tokens import Doc
+
+from .common import ConvertStats, Mention, PathLike, line_error
+from .offsets import check_range, doc_with_mentions
+
+# A title or abstract line: PMID|t|text or PMID|a|text.
+PUBTATOR_TEXT_RE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
+
+
+def _parse_offset(value: str, path: PathLike, line_no: int, field_name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise line_error(path, line_no, field_name, f"expected an integer offset, got {value!r}") from None
+
+
+def read_pubtator(
+    path: PathLike,
+    *,
+    nlp: Language,
+    sentences: bool = True,
+    stats: Optional[ConvertStats] = None,
+) -> Iterator[Doc]:
+    """Read a PubTator file (e.g. BioCreative V CDR).
+
+    Documents are ``PMID|t|title`` and ``PMID|a|abstract`` lines followed by
+    mention lines ``PMID TAB start TAB end TAB mention TAB type TAB id[TAB
+    extra...]``; relation lines (``PMID TAB CID TAB ...``) are skipped and
+    counted; a blank line ends a document. Offsets index ``title + " " +
+    abstract``. The text is tokenized with ``nlp.tokenizer``, and tokens
+    are cut where a mention starts or ends inside them (see
+    ``make_doc_with_boundaries``), so each mention becomes an exact
+    entity: label = type column, ``kb_id_`` = id column as given (composite
+    ``D1|D2`` and ``-1`` kept). Of overlapping mentions the longer
+    is kept (the first if equally long) and the others are counted.
+
+    path (PathLike): The file.
+    nlp (Language): Provides the tokenizer and vocab.
+    sentences (bool): Set sentence starts with a rule-based sentencizer
+        (never inside an entity).
+    stats (Optional[ConvertStats]): Updated with skipped lines and dropped
+        overlapping mentions.
+    YIELDS (Doc): One Doc per document.
+    """
+    path = Path(path)
+    sentencizer = Sentencizer() if sentences else None
+    pmid: Optional[str] = None
+    title: Optional[str] = None
+    abstract: Optional[str] = None
+    raw_mentions: List[Tuple[List[str], int]] = []
+    start_line = 0
+
+    def flush() -> Optional[Doc]:
+        nonlocal pmid, title, abstract, raw_mentions
+        if pmid is None:
+            return None
+        if title is None:
+            raise line_error(path, start_line, "title", f"document {pmid} has no 'PMID|t|' title line")
+        text = title if abstract is None else f"{title} {abstract}"
+        mentions: List[Mention] = []
+        for fields, line_no in raw_mentions:
+            start = _parse_offset(fields[1], path, line_no, "column 2 (start)")
+            end = _parse_offset(fields[2], path, line_no, "column 3 (end)")
+            check_range(start, end, text, path, line_no, "columns 2-3 (start, end)")
+            if text[start:end] != fields[3]:
+                raise line_error(
+                    path, line_no, "column 4 (mention)",
+                    f"{fields[3]!r} does not match the text at {start}-{end}: {text[start:end]!r}",
+                )
+            if not fields[4]:
+                raise line_error(path, line_no, "column 5 (type)", "empty entity type")
+            mentions.append((start, end, fields[4], fields[5], line_no, "mention"))
+        doc = doc_with_mentions(
+            nlp, text, mentions, path, sentencizer=sentencizer, stats=stats
+        )
+        pmid, title, abstract, raw_mentions = None, None, None, []
+        return doc
+
+    with path.open(encoding="utf8") as file_:
+        for line_no, line in enumerate(file_, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                doc = flush()
+                if doc is not None:
+                    yield doc
+                continue
+            match = PUBTATOR_TEXT_RE.match(line)
+            if match:
+                line_pmid, kind, content = match.groups()
+                if kind == "t" and (title is not None or pmid not in (None, line_pmid)):
+                    doc = flush()  # a new document without a blank line before it
+                    if doc is not None:
+                        yield doc
+                if pmid is None:
+                    pmid, start_line = line_pmid, line_no
+                elif line_pmid != pmid:
+                    raise line_error(path, line_no, "PMID", f"expected {pmid}, got {line_pmid}")
+                if kind == "t":
+                    title = content
+                elif abstract is not None:
+                    raise line_error(path, line_no, "abstract", f"second abstract for document {pmid}")
+                else:
+                    abstract = content
+                continue
+            fields = line.split("\t")
+            if pmid is None:
+                raise line_error(
+                    path, line_no, "line", "annotation line outside a document (no 'PMID|t|' line before it)"
+                )
+            if fields[0] != pmid:
+                raise line_error(path, line_no, "column 1 (PMID)", f"expected {pmid}, got {fields[0]!r}")
+            if 2 <= len(fields) < 6 and not fields[1].strip().isdigit():
+                # Relation line (PMID TAB CID TAB id TAB id).
+                if stats is not None:
+                    stats.skipped[f"relation lines ({fields[1]})"] += 1
+                continue
+            if len(fields) < 6:
+                raise line_error(
+                    path, line_no, "columns",
+                    "expected at least 6 tab-separated columns (PMID, start, end, mention, type, id), "
+                    f"found {len(fields)}",
+                )
+            raw_mentions.append((fields, line_no))
+    doc = flush()
+    if doc is not None:
+        yield doc
