@@ -155,11 +155,11 @@ def test_entity_cache_does_not_change_scores(trained):
     nlp = clone(trained)
     linker = nlp.get_pipe(LINKER)
     cached = [nlp(with_ents(nlp, t, e)).ents[0]._.kb_candidates for t, e in DATA]
-    assert set(linker._cache) == {r.id for r in RECORDS}
+    assert set(linker.entity_encoder.cached_ids) == {r.id for r in RECORDS}
     linker.cfg["cache_size"] = 0
     linker.clear_cache()
     fresh = [nlp(with_ents(nlp, t, e)).ents[0]._.kb_candidates for t, e in DATA]
-    assert not linker._cache
+    assert not linker.entity_encoder.cached_ids
     for a, b in zip(cached, fresh):
         assert [e for e, _ in a] == [e for e, _ in b]
         assert [p for _, p in a] == pytest.approx([p for _, p in b], abs=1e-5)
@@ -464,17 +464,17 @@ def test_precomputed_entities_are_saved_and_give_the_same_links(trained, tmp_pat
     assert (tmp_path / "model" / LINKER / "entity_vectors" / "vectors.npy").exists()
     reloaded = spacy.load(tmp_path / "model")
     loaded = reloaded.get_pipe(LINKER)
-    assert set(loaded._cache) == {r.id for r in RECORDS}
+    assert set(loaded.entity_encoder.cached_ids) == {r.id for r in RECORDS}
     # The loaded vectors are the ones the backbone gives.
-    fresh = loaded._encode_texts([loaded._entity_text(r.id) for r in RECORDS])
+    fresh = loaded.encode_entities([r.id for r in RECORDS], use_cache=False)
     for record, vector in zip(RECORDS, fresh):
-        numpy.testing.assert_allclose(loaded._cache[record.id], vector, rtol=1e-4, atol=1e-5)
+        numpy.testing.assert_allclose(loaded.entity_encoder.vector(record.id), vector, rtol=1e-4, atol=1e-5)
     after = [reloaded(with_ents(reloaded, t, e)).ents[0]._.kb_candidates for t, e in DATA]
     for a, b in zip(before, after):
         assert [e for e, _ in a] == [e for e, _ in b]
         assert [p for _, p in a] == pytest.approx([p for _, p in b], abs=1e-5)
     # Pickled (nlp.pipe workers) with the vectors.
-    assert set(pickle.loads(pickle.dumps(loaded))._cache) == {r.id for r in RECORDS}
+    assert set(pickle.loads(pickle.dumps(loaded)).entity_encoder.cached_ids) == {r.id for r in RECORDS}
 
 
 def test_training_drops_precomputed_entities(trained, tmp_path):
@@ -485,7 +485,7 @@ def test_training_drops_precomputed_entities(trained, tmp_path):
     assert (tmp_path / "model" / LINKER / "entity_vectors").exists()
     nlp.update(examples(nlp, DATA[:2]), sgd=nlp.resume_training())
     nlp(with_ents(nlp, *DATA[0]))  # caches what it encodes: not a precomputed KB
-    assert linker._cache
+    assert linker.entity_encoder.cached_ids
     nlp.to_disk(tmp_path / "model")
     assert not (tmp_path / "model" / LINKER / "entity_vectors").exists()
 

@@ -43,12 +43,15 @@ FEATURES: Tuple[str, ...] = (
     "inverse_n_candidates",  # 1 / number of candidates of the mention
 )
 _SOURCES = ("exact", "normalized", "ngram", "abbreviation")
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 MAX_SCALE = 30.0
 # Initial feature weights: an untrained linker follows the cascade's own
 # ranking (string score, then rank, then prior) and prefers a candidate to
 # NIL, so training starts from the string-matching baseline rather than from
 # noise; NIL must be learned from NIL-labelled mentions.
-INIT_FEATURE_WEIGHTS = numpy.asarray([1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0], dtype="f")
+INIT_FEATURE_WEIGHTS = numpy.asarray(
+    [{"prior": 1.0, "score": 2.0, "top_rank": 2.0}.get(name, 0.0) for name in FEATURES], dtype="f"
+)
 
 
 class LinkerInput(NamedTuple):
@@ -91,13 +94,15 @@ def candidate_features(candidates: Sequence) -> numpy.ndarray:
     RETURNS (numpy.ndarray): (len(candidates), len(FEATURES)) float32.
     """
     out = numpy.zeros((len(candidates), len(FEATURES)), dtype="f")
+    if not len(candidates):
+        return out
+    out[:, _COLUMN["prior"]] = [float(c.prior) for c in candidates]
+    out[:, _COLUMN["score"]] = [float(c.score) for c in candidates]
     for i, cand in enumerate(candidates):
-        out[i, 0] = float(cand.prior)
-        out[i, 1] = float(cand.score)
         if cand.source in _SOURCES:
-            out[i, 2 + _SOURCES.index(cand.source)] = 1.0
-        out[i, 6] = 1.0 if i == 0 else 0.0
-        out[i, 7] = 1.0 / len(candidates)
+            out[i, _COLUMN[cand.source]] = 1.0
+    out[0, _COLUMN["top_rank"]] = 1.0
+    out[:, _COLUMN["inverse_n_candidates"]] = 1.0 / len(candidates)
     return out
 
 

@@ -1,7 +1,7 @@
 """Scoring entity links: spaCy's `Scorer.score_links` with a configurable
 NIL id, and micro scores restricted to the entity types a linker links.
 """
-from typing import Any, Callable, Dict, Iterable, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 from spacy.scorer import PRFScore, Scorer
 from spacy.training import Example
@@ -58,3 +58,20 @@ def _micro_links(examples: Iterable[Example], *, nil_id: str, labels: Sequence[s
                 prf.fp += 1
                 prf.fn += 1
     return {"nel_score": prf.fscore, "nel_micro_p": prf.precision, "nel_micro_r": prf.recall, "nel_micro_f": prf.fscore}
+
+
+def score_gold_mentions(links: Sequence[Any], targets: Sequence[str]) -> Dict[str, Optional[float]]:
+    """Candidate recall and accuracy of the links made on gold mentions whose
+    entity is in the KB.
+
+    links (Sequence[Link]): The linker's decision on each gold mention.
+    targets (Sequence[str]): The gold entity of each.
+    RETURNS (Dict[str, Optional[float]]): nel_candidate_recall (the gold
+        entity among the candidates) and nel_inkb_accuracy (the link is the
+        gold entity); None without gold mentions.
+    """
+    if not targets:
+        return {"nel_candidate_recall": None, "nel_inkb_accuracy": None}
+    found = sum(any(e == t for e, _ in link.candidates) for link, t in zip(links, targets))
+    correct = sum(link.kb_id == t for link, t in zip(links, targets))
+    return {"nel_candidate_recall": found / len(targets), "nel_inkb_accuracy": correct / len(targets)}
