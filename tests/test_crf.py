@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from spacy_llm_ner.ml import crf
-from spacy_llm_ner.tags import TagSet
+from spacy_llm_ner.ml.tags import TagSet
 
 
 def _problem(seed: int, length: int, scheme: str, n_labels: int = 2):

@@ -13,7 +13,7 @@ from util import ents, make_nlp, train
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.ml.decoders import make_decoder
 from spacy_llm_ner.ml.models import TagScores
-from spacy_llm_ner.tags import TagSet
+from spacy_llm_ner.ml.tags import TagSet
 from spacy_llm_ner.training import distill_corpus, get_soft_tags, set_soft_tags, soft_targets
 
 TEXTS = [text for text, _ in TRAIN_DATA]

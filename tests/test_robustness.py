@@ -11,7 +11,7 @@ from thinc.api import fix_random_seed
 from spacy_llm_ner.ml import crf
 from spacy_llm_ner.ml.decoders import make_decoder
 from spacy_llm_ner.ml.models import TagScores
-from spacy_llm_ner.tags import TagSet
+from spacy_llm_ner.ml.tags import TagSet
 
 from conftest import TRAIN_DATA
 from util import ents, long_document, make_nlp, train

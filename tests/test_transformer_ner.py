@@ -184,7 +184,7 @@ def test_weak_labels_make_missing_tokens_partial_labels(decoder):
 
 
 def test_tags_without_labels():
-    from spacy_llm_ner.tags import TagSet
+    from spacy_llm_ner.ml.tags import TagSet
 
     tagset = TagSet(("Chemical", "Disease"))
     kept = [tag for tag, ok in zip(tagset.tags, tagset.tags_without(["Disease", "Other"])) if ok]

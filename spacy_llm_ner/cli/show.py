@@ -10,7 +10,7 @@ from spacy import displacy
 from spacy.tokens import Doc, DocBin, Span
 from wasabi import msg
 
-from ..display import render_links
+from ..pipeline.display import render_links
 from . import app
 
 

@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy
 from thinc.api import get_current_ops
 
-from ..tags import TagSet
+from .tags import TagSet
 from . import crf
 from .models import TagScores
 

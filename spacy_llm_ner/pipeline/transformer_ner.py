@@ -21,7 +21,7 @@ from ..kb.knowledge_base import LinkerKB
 from ..training.weak import LABELS_KEY, OPEN_SPAN_KEYS
 from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
-from ..tags import SCHEMES, TagSet
+from ..ml.tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
 from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
 
