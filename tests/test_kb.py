@@ -1,6 +1,8 @@
 """LinkerKB: entities, spaCy KnowledgeBase API, serialisation (bytes, disk,
 pickle), add_entities, vectors, and use inside spaCy's entity_linker."""
+import importlib.util
 import pickle
+from pathlib import Path
 from typing import List
 
 import numpy as np
@@ -231,6 +233,23 @@ def test_inside_spacy_entity_linker(nlp, tmp_path):
     test_doc = loaded.get_pipe("sentencizer")(test_doc)
     assert loaded.get_pipe("entity_linker")(test_doc).ents[0].kb_id_ == "D006973"
     assert pickle.loads(pickle.dumps(loaded.get_pipe("entity_linker").kb)).get_vector("D006973") == [1.0] * 4
+
+
+def test_build_writes_the_saved_format_of_0_1_0(nlp, tmp_path):
+    """Rebuilding the KB of the 0.1.0 fixture pipeline from the records it was
+    built from writes the same files, byte for byte: the saved format (array
+    names, dtypes, contents; tries; meta) has not moved."""
+    fixtures = Path(__file__).parent / "fixtures"
+    spec = importlib.util.spec_from_file_location("make_saved_pipeline", fixtures / "make_saved_pipeline.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)  # type: ignore[union-attr]
+    saved = fixtures / "pipeline_0.1.0" / "transformer_entity_linker" / "kb"
+    LinkerKB.from_records(nlp.vocab, [EntityRecord(**r) for r in maker.RECORDS]).to_disk(tmp_path)
+    files = sorted(p.relative_to(saved) for p in (saved / "segments").rglob("*") if p.is_file())
+    files += [Path(f"idf_{name}.npy") for name in ("buckets", "values", "n_docs")]
+    assert len(files) == 36
+    for name in files:
+        assert (tmp_path / name).read_bytes() == (saved / name).read_bytes(), name
 
 
 @pytest.mark.slow

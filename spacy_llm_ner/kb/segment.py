@@ -18,10 +18,11 @@ Layout (all numpy, memory-mappable; strings in marisa tries or packed UTF-8):
   The n-gram index rows are the norm keys.
 - ``alt_ids`` trie: alternative id -> key; CSR key -> rows.
 
-marisa-trie was chosen over a Python dict by measurement: for the 2,024,155
-distinct names of the 1M-entity benchmark KB (about 25 characters each) the
-trie takes 7.9 bytes per key, a dict str -> int 78 bytes per entry plus 80
-per str object; and the trie memory-maps.
+marisa-trie was chosen over a Python dict: a trie takes a small fraction of
+the memory of a dict str -> int with its str objects, and it memory-maps
+(the million-entity KB's sizes and load times: `benchmarks/results/kb_scale.md`).
+
+Building is in `segment_build.py`.
 """
 import math
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -30,9 +31,9 @@ import marisa_trie
 import numpy as np
 
 from .ngrams import Idf, NgramIndex
-from .normalize import normalize
-from .records import EntityRecord, KBFormatError
-from .storage import StringTable, group_csr, trie_key_ids
+from .records import EntityRecord
+from .segment_build import build_parts
+from .storage import StringTable
 
 Entries = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -91,113 +92,7 @@ class Segment:
         RETURNS (Segment): The segment.
         RAISES (KBFormatError): On an invalid record or a duplicate id.
         """
-        ids: List[str] = []
-        seen: Dict[str, int] = {}
-        names: List[str] = []
-        descs: List[str] = []
-        type_index: Dict[str, int] = {}
-        type_code: List[int] = []
-        prior: List[float] = []
-        has_ap: List[bool] = []
-        alt_flat: List[str] = []
-        alt_count: List[int] = []
-        alias_local: Dict[str, int] = {}
-        pair_alias: List[int] = []
-        pair_p: List[float] = []
-        pair_count: List[int] = []
-        for rec in records:
-            rec.validate()
-            if rec.id in seen or taken(rec.id):
-                raise KBFormatError(f"duplicate entity id {rec.id!r}", field="id")
-            seen[rec.id] = len(ids)
-            ids.append(rec.id)
-            names.append(rec.name)
-            descs.append(rec.description)
-            type_code.append(type_index.setdefault(rec.type, len(type_index)))
-            prior.append(math.nan if rec.prior is None else float(rec.prior))
-            has_ap.append(bool(rec.alias_priors))
-            alt = list(dict.fromkeys(rec.alt_ids))
-            alt_flat.extend(alt)
-            alt_count.append(len(alt))
-            probs = rec.alias_probabilities()
-            for alias, p in probs.items():
-                pair_alias.append(alias_local.setdefault(alias, len(alias_local)))
-                pair_p.append(p)
-            pair_count.append(len(probs))
-        n = len(ids)
-        arrays: Dict[str, np.ndarray] = {}
-        id_trie = marisa_trie.Trie(ids)
-        id_key = trie_key_ids(id_trie, ids)
-        row_of_id = np.empty(len(id_key), dtype=np.int32)
-        row_of_id[id_key] = np.arange(n, dtype=np.int32)
-        arrays.update(row_of_id=row_of_id, id_key=id_key)
-        arrays.update(StringTable.from_strings(names).arrays("name"))
-        arrays.update(StringTable.from_strings(descs).arrays("desc"))
-        arrays["type_code"] = np.asarray(type_code, dtype=np.int32)
-        arrays["prior"] = np.asarray(prior, dtype=np.float32)
-        arrays["has_alias_priors"] = np.asarray(has_ap, dtype=np.uint8)
-        del names, descs, type_code, prior, has_ap, seen
-
-        # Alternative ids, by row and reverse.
-        arrays.update(StringTable.from_strings(alt_flat).arrays("alt"))
-        arrays["alt_indptr"] = _indptr(alt_count)
-        alt_trie = marisa_trie.Trie(alt_flat)
-        alt_keys = trie_key_ids(alt_trie, alt_flat)
-        alt_rows = np.repeat(np.arange(n, dtype=np.int32), alt_count)
-        order, arrays["alt_key_indptr"] = group_csr(alt_keys, len(alt_trie))
-        arrays["alt_key_ent"] = alt_rows[order]
-
-        # Surface aliases.
-        alias_strings = list(alias_local)
-        del alias_local
-        alias_trie = marisa_trie.Trie(alias_strings)
-        alias_key_of_local = trie_key_ids(alias_trie, alias_strings)
-        local = np.asarray(pair_alias, dtype=np.int64)
-        pair_key = alias_key_of_local[local]
-        pair_ent = np.repeat(np.arange(n, dtype=np.int32), pair_count)
-        p_arr = np.asarray(pair_p, dtype=np.float32)
-        del pair_alias, pair_p
-        arrays["ent_alias_indptr"] = _indptr(pair_count)
-        arrays["ent_alias"] = pair_key
-        order, arrays["alias_indptr"] = group_csr(pair_key, len(alias_trie))
-        arrays["alias_ent"] = pair_ent[order]
-        arrays["alias_p"] = p_arr[order]
-
-        # Normalised aliases: one key per distinct normal form; an entity's
-        # surface forms that collapse together add up their P(alias|entity).
-        norm_local: Dict[str, int] = {}
-        norm_of_alias = np.fromiter(
-            (norm_local.setdefault(normalize(a), len(norm_local)) for a in alias_strings),
-            dtype=np.int64,
-            count=len(alias_strings),
-        )
-        norm_local.pop("", None)  # nothing alphanumeric: not indexable
-        norm_strings = list(norm_local)
-        norm_trie = marisa_trie.Trie(norm_strings)
-        key_of_norm_local = np.full(len(norm_local) + 1, -1, dtype=np.int64)
-        for s, i in norm_local.items():
-            key_of_norm_local[i] = norm_trie[s]
-        pair_norm = key_of_norm_local[norm_of_alias[local]]
-        keep = pair_norm >= 0
-        pn, pe, pp, pa = pair_norm[keep], pair_ent[keep], p_arr[keep], pair_key[keep]
-        order = np.lexsort((-pp, pe, pn))
-        pn, pe, pp, pa = pn[order], pe[order], pp[order], pa[order]
-        first = np.ones(len(pn), dtype=bool)
-        first[1:] = (pn[1:] != pn[:-1]) | (pe[1:] != pe[:-1])
-        starts = np.flatnonzero(first)
-        arrays["norm_ent"] = pe[starts]
-        arrays["norm_alias"] = pa[starts].astype(np.int32)
-        arrays["norm_p"] = (
-            np.minimum(1.0, np.add.reduceat(pp, starts)) if len(starts) else np.zeros(0)
-        ).astype(np.float32)
-        arrays["norm_indptr"] = _indptr(np.bincount(pn[starts], minlength=len(norm_trie)))
-        texts = [""] * len(norm_trie)
-        for s in norm_strings:
-            texts[norm_trie[s]] = s
-        ngrams = NgramIndex.build(texts, idf=idf)
-        arrays.update({f"ng_{k}": v for k, v in ngrams.arrays().items()})
-        tries = {"ids": id_trie, "aliases": alias_trie, "norms": norm_trie, "alt_ids": alt_trie}
-        return cls(arrays, tries, {"types": list(type_index)}, ngrams.idf)
+        return cls(*build_parts(records, idf=idf, taken=taken))
 
     # -- look-ups (local rows) -------------------------------------------
 
@@ -289,9 +184,3 @@ class Segment:
     def n_pairs(self) -> int:
         return len(self.alias_ent)
 
-
-def _indptr(counts: Iterable[int]) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.int64)
-    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr
