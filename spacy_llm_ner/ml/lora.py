@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from thinc.api import Model
 
-from .transformer import TransformedModelClass
+from .hf_class import TransformedModelClass
 
 DEFAULT_TARGETS = ("query", "value")
 

@@ -8,8 +8,8 @@ LayerNorms stay fp32. LoRA adapters (`lora`) are merged into the weights first.
 
 The quantized weights are saved with the pipeline. Loading rebuilds the model
 from its HF config and quantizes it *before* the saved state is read (the same
-model-class stand-in as for LoRA, `TransformedModelClass`), so `nlp.to_disk` / `spacy.load` round-trip
-exactly. A quantized transformer is for inference only: train with
+model-class stand-in as for LoRA, `ml/hf_class.py`), so `nlp.to_disk` /
+`spacy.load` round-trip exactly. A quantized transformer is for inference only: train with
 TransformerModel.v1/.v2, then quantize (`python -m spacy_llm_ner quantize`).
 """
 import warnings
@@ -20,7 +20,7 @@ import torch
 from thinc.api import Model, get_torch_default_device
 
 from .lora import merge_adapters
-from .transformer import TransformedModelClass
+from .hf_class import TransformedModelClass
 
 QUANTIZE_METHODS = ("dynamic_int8", "dynamic_int8_per_channel")
 # One scale per output row keeps more of the FFN weights' range than one per

@@ -9,12 +9,18 @@ import importlib
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy_transformers.layers import TransformerModel
 from thinc.api import Model
+
+# TransformedModelClass is re-exported: it lived here, and pipelines pickled
+# then name it by this module.
+from .hf_class import TransformedModelClass  # noqa: F401
+from .lora import add_lora, lora_settings
+from .quantize import add_quantization, quantize_settings
 
 # Prefixes under which model-carrying packages on PyPI install themselves.
 PACKAGE_PREFIXES = ("gt_",)
@@ -53,30 +59,6 @@ def resolve_model_name(name: str) -> str:
             if folder is not None:
                 return str(folder)
     return name
-
-
-class TransformedModelClass:
-    """Stands in for the HF model class of a TransformerModel's shim: every
-    model it builds, from pretrained weights at initialize or from the saved
-    config when a pipeline is loaded, goes through `transform` before any
-    saved state is read into it. This is how LoRA adapters and quantization
-    survive `nlp.to_disk` / `spacy.load`. Stand-ins nest (quantize over LoRA).
-
-    model_cls (Any): The wrapped class (transformers' AutoModel or another
-        stand-in).
-    transform (Callable): Changes a freshly built HF model and returns it; a
-        module-level function or functools.partial, so pipelines pickle.
-    """
-
-    def __init__(self, model_cls: Any, transform: Callable[[Any], Any]) -> None:
-        self.model_cls = model_cls
-        self.transform = transform
-
-    def from_config(self, config: Any, **kwargs: Any) -> Any:
-        return self.transform(self.model_cls.from_config(config, **kwargs))
-
-    def from_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-        return self.transform(self.model_cls.from_pretrained(*args, **kwargs))
 
 
 class WrappedTransformerModel(TransformerModel):
@@ -164,8 +146,6 @@ def build_transformer_model_v2(
         "target_modules": ["query", "value"]}; null: full fine-tuning.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
-    from .lora import add_lora, lora_settings
-
     model = build_transformer_model(
         name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
     )
@@ -197,8 +177,6 @@ def build_transformer_model_v3(
         null: fp32.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
-    from .quantize import add_quantization, quantize_settings
-
     model = build_transformer_model_v2(
         name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config, lora
     )
