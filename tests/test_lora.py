@@ -128,7 +128,7 @@ def test_merge_lora_keeps_predictions_and_loads_plain(trained, tmp_path):
 
 
 def test_merge_lora_in_memory_then_save(trained, tmp_path):
-    from spacy_llm_ner.cli.lora import merge_lora_pipeline
+    from spacy_llm_ner.ml.rewrite import merge_lora_pipeline
 
     nlp, _ = trained
     nlp.to_disk(tmp_path / "adapted")

@@ -13,7 +13,7 @@ from conftest import TRAIN_DATA
 from util import ents, examples, make_nlp, train
 
 from spacy_llm_ner.cli import app
-from spacy_llm_ner.cli.quantize import V3, quantize_pipeline, size_on_disk
+from spacy_llm_ner.ml.rewrite import V3, quantize_pipeline, size_on_disk
 from spacy_llm_ner.ml.lora import merge_adapters
 from spacy_llm_ner.ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, float_linears, quantized_linears
 

@@ -1,42 +1,14 @@
 """`merge-lora`: fold a trained pipeline's LoRA adapters into its
 transformer's weights, for prediction at the speed of a plain backbone."""
 from pathlib import Path
-from typing import List
 
 import spacy
 import typer
-from spacy.language import Language
 from wasabi import msg
 
-from ..ml.lora import remove_lora
+# The library function lived here: re-exported for old imports.
+from ..ml.rewrite import merge_lora_pipeline
 from . import app
-from .quantize import transformer_components
-
-
-def merge_lora_pipeline(nlp: Language) -> List[str]:
-    """Merge the LoRA adapters of every transformer component of a loaded
-    pipeline in place and set `lora = null` in its config block (other
-    settings kept), so that the saved pipeline loads as a plain backbone
-    with the same predictions.
-
-    nlp (Language): A trained pipeline.
-    RETURNS (List[str]): The names of the merged components.
-    """
-    adapted = [
-        (name, proc) for name, proc in transformer_components(nlp)
-        if nlp.get_pipe_config(name).get("model", {}).get("lora")
-    ]
-    if not adapted:
-        raise ValueError(f"No transformer component of the pipeline {nlp.pipe_names} has LoRA adapters (`lora`).")
-    for name, proc in adapted:
-        block = nlp.get_pipe_config(name)["model"]
-        if block.get("quantize"):
-            raise ValueError(f"Component {name!r} is quantized: its adapters were merged when it was quantized.")
-    for name, proc in adapted:
-        remove_lora(proc.model)
-        # Only the one key changes: the saved config keeps its ${vars...}.
-        nlp.get_pipe_config(name)["model"]["lora"] = None
-    return [name for name, _ in adapted]
 
 
 @app.command("merge-lora")
