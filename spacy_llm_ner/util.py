@@ -1,19 +1,21 @@
 """Process-level fixes that every pipeline with a torch backbone needs."""
 import os
+import sys
+
+# ml/ops.py needs only spaCy and thinc, so importing it here costs nothing.
+from .ml.ops import limit_blas_threads_in_child
 
 _FORK_GUARD_INSTALLED = False
 
 
 def _one_thread_per_worker() -> None:
     # Workers share the cores: one torch thread and one BLAS thread each.
-    import sys
-
+    # torch only if the parent had imported it: importing it in every forked
+    # worker of a pipeline without a transformer would cost seconds.
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
-    ops = sys.modules.get("spacy_llm_ner.ml.ops")
-    if ops is not None:
-        ops.limit_blas_threads_in_child()
+    limit_blas_threads_in_child()
 
 
 def install_fork_guard() -> None:
