@@ -24,7 +24,6 @@ and `ml/linker_batch.py`, the entity side (encoding KB entities, the cache,
 precomputed vectors) in `ml/entity_encoder.py`, what is written on the Doc in
 `link_annotations.py`, the initialize-time checks in `linker_checks.py`.
 """
-import weakref
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -33,32 +32,22 @@ from spacy.kb import KnowledgeBase
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
-from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer
+from thinc.api import Config, Model
 
+from ..kb.candidates import ScoredCandidate
 from ..kb.knowledge_base import LinkerKB
 from ..kb.records import EntityRecord
 from ..ml.entity_encoder import Backbone, EntityEncoder, encode_texts, entity_text
 from ..ml.linker import FEATURES, LinkerInput, LinkerScores
-from ..kb.candidates import ScoredCandidate
-from ..ml.linker_batch import (
-    Candidates,
-    LinkerBatch,
-    cascade_candidates,
-    layout_batch,
-    linker_loss,
-    mention_logits,
-    softmax,
-    training_candidates,
-    with_features,
-)
-from ..ml.optim import finish_update_with_head_scale
+from ..ml.linker_batch import Candidates, LinkerBatch, cascade_candidates, layout_batch, mention_logits, softmax, with_features
 from .link_annotations import COMPONENT, Link, decide, register_extensions, write_links
-from .link_scoring import score_gold_mentions, score_links
-from .linker_backbone import BackboneParts, backbone_parts
-from .linker_io import LinkerSerialization
+from .link_scoring import score_links
+from .linker_backbone import PipelineHandle
 from .linker_checks import check_entity_source, check_gold_links, require_kb, validate_options
+from .linker_io import LinkerSerialization
+from .linker_training import LinkerTraining
 
 DEFAULT_SPANS_KEY = "transformer_entity_linker"
 
@@ -170,7 +159,7 @@ def make_entity_linker(
     )
 
 
-class TransformerEntityLinker(LinkerSerialization, TrainablePipe):
+class TransformerEntityLinker(LinkerTraining, LinkerSerialization, TrainablePipe):
     """Entity linking against a LinkerKB with an explicit NIL option."""
 
     def __init__(
@@ -216,8 +205,7 @@ class TransformerEntityLinker(LinkerSerialization, TrainablePipe):
             "cache_size": cache_size,
             "head_lr_scale": head_lr_scale,
         }
-        self._nlp_ref = weakref.ref(nlp) if nlp is not None else None
-        self._detached: Optional[Tuple[Any, Any]] = None  # (tokenizer, upstream) after unpickling
+        self.pipeline_handle = PipelineHandle(nlp)
         self.entity_encoder = EntityEncoder()
         register_extensions()
 
@@ -279,21 +267,9 @@ class TransformerEntityLinker(LinkerSerialization, TrainablePipe):
 
     # -- the backbone ----------------------------------------------------------
 
-    def _encoder(self) -> BackboneParts:
-        """(make_doc, upstream component or None) for encoding entity texts."""
-        nlp = self._nlp_ref() if self._nlp_ref is not None else None
-        if nlp is not None:
-            return backbone_parts(nlp, self.model.get_ref("tok2vec"), name=self.name)
-        if self._detached is not None:
-            return self._detached
-        raise ValueError(
-            f"[{COMPONENT}] '{self.name}' is not part of a live pipeline (it needs the pipeline's "
-            "tokenizer and backbone to encode entity texts)."
-        )
-
     def _backbone(self) -> Backbone:
-        make_doc, upstream = self._encoder()
         tok2vec = self.model.get_ref("tok2vec")
+        make_doc, upstream = self.pipeline_handle.parts(tok2vec, name=self.name)
         return Backbone(make_doc, upstream, tok2vec, self.cfg["entity_max_tokens"], self.cfg["entity_batch_size"])
 
     def encode_entities(self, entity_ids: List[str], *, use_cache: bool = True) -> numpy.ndarray:
@@ -404,7 +380,7 @@ class TransformerEntityLinker(LinkerSerialization, TrainablePipe):
         """
         validate_get_examples(get_examples, "TransformerEntityLinker.initialize")
         if nlp is not None:
-            self._nlp_ref = weakref.ref(nlp)
+            self.pipeline_handle.attach(nlp)
             check_entity_source(nlp, self.name)
         if kb_loader is not None:
             self.set_kb(kb_loader(self.vocab))
@@ -427,117 +403,3 @@ class TransformerEntityLinker(LinkerSerialization, TrainablePipe):
         check_gold_links(
             get_examples(), kb, name=self.name, labels=self.cfg["labels"], nil_id=self.cfg["nil_id"]
         )
-
-    def _gold_mentions(self, eg: Example) -> List[Tuple[Span, str]]:
-        """Gold entities with a kb_id, aligned to the predicted tokens."""
-        out = []
-        for ent in eg.reference.ents:
-            if not ent.kb_id_ or not self._links_label(ent.label_):
-                continue
-            aligned = eg.get_aligned_spans_y2x([ent], allow_overlap=True)
-            if aligned:
-                out.append((aligned[0], ent.kb_id_))
-        return out
-
-    def _target(self, gold: str) -> Optional[str]:
-        if gold == self.cfg["nil_id"]:
-            return None
-        found = self._require_kb().resolve_id(gold)
-        return found[0] if found else None
-
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from the gold links (ent.kb_id_ of the reference docs): a
-        softmax over each mention's candidates plus NIL (the gold entity is
-        added when the cascade missed it), and, weighted by negatives_weight,
-        a softmax of each in-KB gold mention over all entities of the batch.
-
-        examples (Iterable[Example]): The batch.
-        drop (float): Unused (the model's own dropout applies).
-        sgd (Optional[Optimizer]): Optimizer to step with.
-        losses (Optional[Dict[str, float]]): Running losses, updated.
-        RETURNS (Dict[str, float]): The losses.
-        """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "TransformerEntityLinker.update")
-        self._require_kb()
-        self.clear_cache()
-        gold = [self._gold_mentions(eg) for eg in examples]
-        flat = [(span, self._target(kb_id)) for mentions in gold for span, kb_id in mentions]
-        if not flat:
-            return losses
-        gold_ids = [t for _, t in flat]
-        candidates, targets = training_candidates(self._candidates([span for span, _ in flat]), gold_ids)
-        spans = [[(s.start, s.end) for s, _ in mentions] for mentions in gold]
-        in_kb = [t for t in gold_ids if t is not None]
-        batch = self._batch([eg.predicted for eg in examples], spans, candidates, in_kb, use_cache=False)
-        scores, backprop = self.model.begin_update(batch.X)
-        loss, d_scores = linker_loss(
-            scores, batch, targets, gold_ids, negatives_weight=self.cfg["negatives_weight"], ops=self.model.ops
-        )
-        backprop(d_scores)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
-
-    def get_loss(self, examples: Iterable[Example], scores: LinkerScores):
-        raise NotImplementedError(f"[{COMPONENT}] The loss is computed inside update().")
-
-    def rehearse(self, examples, *, sgd=None, losses=None, **config):
-        raise NotImplementedError
-
-    def add_label(self, label: str) -> int:
-        raise NotImplementedError
-
-    def finish_update(self, sgd: Optimizer) -> None:
-        """Step the optimizer, scaling the learning rate of the scorer's own
-        parameters by head_lr_scale (the tok2vec keeps the optimizer's rate),
-        and drop the cached entity encodings (the backbone has changed).
-
-        sgd (Optimizer): The optimizer.
-        """
-        finish_update_with_head_scale(self.model, sgd, head_lr_scale=self.cfg.get("head_lr_scale", 1.0))
-        self.clear_cache()
-
-    # -- evaluation ---------------------------------------------------------------
-
-    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-        """nel_micro_p/r/f (spaCy's Scorer.score_links, on predicted entities
-        that match a gold entity) plus, on the gold mentions themselves:
-        nel_candidate_recall (gold entity among the top_k candidates) and
-        nel_inkb_accuracy (the linker's output on the gold mention equals
-        the gold entity), both over gold mentions whose entity is in the KB.
-
-        examples (Iterable[Example]): Examples processed by the pipeline.
-        RETURNS (Dict[str, Any]): The scores.
-        """
-        examples = list(examples)
-        validate_examples(examples, "TransformerEntityLinker.score")
-        scores: Dict[str, Any] = {}
-        if self.scorer is not None:
-            scores.update(self.scorer(examples, nil_id=self.cfg["nil_id"], labels=self.cfg["labels"], **kwargs))
-        if self.kb is None:
-            return scores
-        docs, mentions, targets = [], [], []
-        for eg in examples:
-            pairs = [(s, self._target(k)) for s, k in self._gold_mentions(eg)]
-            pairs = [(s, t) for s, t in pairs if t is not None]
-            docs.append(eg.predicted)
-            mentions.append([s for s, _ in pairs])
-            targets.extend(t for _, t in pairs)
-        links: List[Link] = []
-        for i in range(0, len(docs), 32):  # bounded similarity matrices
-            for doc_links in self._link(docs[i : i + 32], mentions[i : i + 32]):
-                links.extend(doc_links)
-        scores.update(score_gold_mentions(links, targets))
-        return scores

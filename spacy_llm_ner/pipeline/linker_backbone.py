@@ -4,7 +4,8 @@ texts: the pipeline's tokenizer and the component its tok2vec listens to.
 Entities are encoded outside the pipeline's own flow (from KB text, not from
 the docs being processed), so the linker runs the upstream component itself.
 """
-from typing import Any, Callable, Optional, Tuple
+import weakref
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -51,3 +52,67 @@ def backbone_parts(nlp: Language, tok2vec: Model, *, name: str) -> BackboneParts
         f"[{COMPONENT}] Cannot find the component that '{name}' listens to "
         f"(upstream {upstream!r}); add a transformer or tok2vec before it."
     )
+
+
+class PipelineHandle:
+    """The pipeline a linker belongs to, for encoding entity texts.
+
+    Held through a weak reference: the pipeline owns its components, and a
+    component holding its pipeline would keep both alive in a cycle. A
+    pickled linker (an `nlp.pipe(n_process=N)` worker) carries the tokenizer
+    and the upstream component themselves instead; pickled in the same
+    stream as the rest of the pipeline, they stay the same objects.
+    """
+
+    def __init__(self, nlp: Optional[Language] = None) -> None:
+        self._ref = weakref.ref(nlp) if nlp is not None else None
+        self._detached: Optional[BackboneParts] = None
+
+    def attach(self, nlp: Language) -> None:
+        """Belong to this pipeline from now on.
+
+        nlp (Language): The pipeline.
+        """
+        self._ref = weakref.ref(nlp)
+
+    def parts(self, tok2vec: Model, *, name: str) -> BackboneParts:
+        """The tokenizer and upstream component of the linker's tok2vec.
+
+        tok2vec (Model): The linker's tok2vec.
+        name (str): The linker's name (for errors).
+        RETURNS (BackboneParts): (make_doc, upstream or None).
+        RAISES (ValueError): Outside a live pipeline and not unpickled with one.
+        """
+        nlp = self._ref() if self._ref is not None else None
+        if nlp is not None:
+            return backbone_parts(nlp, tok2vec, name=name)
+        if self._detached is not None:
+            return self._detached
+        raise ValueError(
+            f"[{COMPONENT}] '{name}' is not part of a live pipeline (it needs the pipeline's "
+            "tokenizer and backbone to encode entity texts)."
+        )
+
+    def detached(self, tok2vec: Model, *, name: str) -> "PipelineHandle":
+        """A copy that holds the tokenizer and upstream component themselves
+        (what a pickled linker carries).
+
+        tok2vec (Model): The linker's tok2vec.
+        name (str): The linker's name.
+        RETURNS (PipelineHandle): The copy.
+        """
+        handle = PipelineHandle()
+        nlp = self._ref() if self._ref is not None else None
+        if nlp is None:
+            handle._detached = self._detached
+            return handle
+        try:
+            upstream = backbone_parts(nlp, tok2vec, name=name)[1]
+        except ValueError:
+            upstream = None
+        handle._detached = (nlp.tokenizer, upstream)
+        return handle
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A weak reference cannot be pickled.
+        return {"_ref": None, "_detached": self._detached}

@@ -115,21 +115,12 @@ class LinkerSerialization:
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # spaCy's pipes are Cython classes whose fields live outside
-        # __dict__, and a weak reference cannot be pickled: keep the
-        # tokenizer and the upstream component themselves (pickled in the
-        # same stream as the rest of the pipeline, they stay the same objects).
-        # The entity encoder decides what of its cache travels.
-        extra = {k: v for k, v in self.__dict__.items() if k != "_nlp_ref"}
-        nlp = self._nlp_ref() if self._nlp_ref is not None else None
-        if nlp is not None:
-            try:
-                upstream = self._encoder()[1]
-            except ValueError:
-                upstream = None
-            extra["_detached"] = (nlp.tokenizer, upstream)
+        # __dict__; the pipeline handle travels as the tokenizer and upstream
+        # component themselves, the entity encoder with what it precomputed.
+        extra = dict(self.__dict__)
+        extra["pipeline_handle"] = self.pipeline_handle.detached(self.model.get_ref("tok2vec"), name=self.name)
         fields = (self.vocab, self.model, self.name, self.cfg, self.scorer, self.kb)
         return (_unpickle_linker, (type(self), fields, extra))
-
 
 
 def _unpickle_linker(cls: type, fields: Tuple[Any, ...], extra: Dict[str, Any]) -> "LinkerSerialization":
