@@ -291,7 +291,7 @@ class TransformerNER(TrainablePipe):
         if not isinstance(kb, LinkerKB):
             raise ValueError(
                 f"[transformer_ner] The gazetteer loader returned a {type(kb).__name__}; it needs a "
-                "spacy_llm_ner LinkerKB (load_kb_jsonl.v1, load_kb_csv.v1, load_kb_ctd.v1, load_kb_disk.v1)."
+                "spacy_llm_ner LinkerKB (spacy_llm_ner.load_kb.v1, for a KB file or a LinkerKB folder)."
             )
         make_doc = nlp.make_doc if nlp is not None else Language(self.vocab).make_doc
         names = [(name, rec.type) for rec in map(kb.entity, kb.entity_ids) for name in rec.all_names()]
