@@ -260,6 +260,23 @@ def test_registered_loaders(tmp_path):
     assert list(again.entity_ids) == ["Q1"]
 
 
+def test_per_format_loaders_pass_their_reader_options_on(tmp_path):
+    """The per-format loaders are thin wrappers over one loading path; each
+    of their reader options still reaches the reader."""
+    vocab = spacy.blank("en").vocab
+    js = write(tmp_path / "kb.jsonl", jsonl(GOOD, "{bad", {**GOOD, "id": "D2", "colour": "red"}))
+    load = registry.misc.get("spacy_llm_ner.load_kb_jsonl.v1")
+    with pytest.warns(UserWarning, match="skipped 1 bad record"):
+        kb = load(path=str(js), id_prefixes_to_strip=["MESH:"], on_error="skip", ignore_unknown_fields=True)(vocab)
+    assert list(kb.entity_ids) == ["D1", "D2"]
+    semicolons = write(tmp_path / "kb.txt", "id;name;aliases\nQ1;Emerson;R. W. Emerson\n")
+    kb = registry.misc.get("spacy_llm_ner.load_kb_csv.v1")(path=str(semicolons), delimiter=";")(vocab)
+    assert kb.entity("Q1").aliases == ["R. W. Emerson"]
+    ctd = write(tmp_path / "diseases.tsv", ctd_text(CTD_ROWS))
+    kb = registry.misc.get("spacy_llm_ner.load_kb_ctd.v1")(path=str(ctd), entity_type="Condition", top_k=2)(vocab)
+    assert kb.entity("D006973").type == "Condition" and kb.config.top_k == 2
+
+
 def test_any_format_loader(tmp_path):
     """load_kb.v1: a LinkerKB folder, or a file whose format is told by its name."""
     vocab = spacy.blank("en").vocab
