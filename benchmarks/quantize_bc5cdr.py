@@ -2,7 +2,11 @@
 pipeline of benchmarks/bc5cdr_ner.py before and after
 `python -m spacy_llm_ner quantize`, measured the same way.
 
+Needs bc5cdr_ner.py's trained `ours_crf` run (benchmarks/work/bc5cdr/ours_crf)
+and its converted test split (converted from <data>/bc5cdr if missing).
+
     python benchmarks/quantize_bc5cdr.py all
+    python benchmarks/quantize_bc5cdr.py quantize --model M --output OUT   # any other pipeline
 
 Stages (each can be run alone): quantize, measure-all, report. Per pipeline:
 test entity P/R/F (spaCy's Scorer through `nlp.evaluate`), agreement of the
@@ -20,13 +24,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Annotated, Dict, List, Set, Tuple
 
 import typer
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (converted splits)
+from common import BC5CDR_WORK, RESULTS, ROOT, relative, typer_app  # noqa: E402
+
+WORK = BC5CDR_WORK
 FP32 = WORK / "ours_crf" / "model-best"
 INT8 = WORK / "ours_crf_int8"
 SYSTEMS: Dict[str, Path] = {"fp32": FP32, "int8": INT8}
@@ -35,11 +41,11 @@ THREADS = 2
 BATCH_SIZE = 64
 N_LATENCY = 200
 
-app = typer.Typer(add_completion=False)
+app = typer_app(__doc__)
 
 
 def folder_mb(path: Path) -> float:
-    from spacy_llm_ner.cli.quantize import size_on_disk
+    from spacy_llm_ner.ml.rewrite import size_on_disk
 
     return size_on_disk(path) / 1e6
 
@@ -51,9 +57,9 @@ def peak_rss_mb() -> float:
 
 @app.command()
 def quantize(
-    model: Path = typer.Option(FP32, help="Trained fp32 pipeline"),
-    output: Path = typer.Option(INT8, help="Where to save the int8 pipeline"),
-    force: bool = typer.Option(False, help="Quantize again if OUTPUT exists"),
+    model: Annotated[Path, typer.Option(help="Trained fp32 pipeline", show_default=relative(FP32))] = FP32,
+    output: Annotated[Path, typer.Option(help="Where to save the int8 pipeline", show_default=relative(INT8))] = INT8,
+    force: Annotated[bool, typer.Option(help="Quantize again if OUTPUT exists")] = False,
 ) -> None:
     """Quantize the fp32 pipeline with the package's CLI."""
     if output.exists() and not force:
@@ -130,6 +136,7 @@ def agreement(reference: List[list], other: List[list]) -> Dict[str, float]:
 def measure_all() -> None:
     """Every measurement of every pipeline, each in a fresh process."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    bc5cdr_ner.convert()
     results: Dict[str, Dict] = {}
     for name, model in SYSTEMS.items():
         if not model.exists():
@@ -196,7 +203,7 @@ def report() -> None:
 
 
 @app.command("all")
-def run_all(force: bool = typer.Option(False, help="Quantize again if the int8 pipeline exists")) -> None:
+def run_all(force: Annotated[bool, typer.Option(help="Quantize again if the int8 pipeline exists")] = False) -> None:
     """quantize, measure-all, report."""
     quantize(FP32, INT8, force)
     measure_all()

@@ -3,25 +3,32 @@ text with a full pipeline (transformer + transformer_ner +
 transformer_entity_linker), reporting words/second and RSS after every
 chunk. Flat RSS over the run = no leak; steady words/s = no slowdown.
 
+Needs a trained pipeline (bc5cdr_el.py's `ours_el` was used) and BC5CDR
+(<data>/bc5cdr, converted to benchmarks/work/bc5cdr if not yet). A single
+command: the model is the first argument.
+
     python benchmarks/soak.py benchmarks/work/bc5cdr/ours_el/model-best --words 1000000
 
 Real text: BC5CDR abstracts (train, dev, test). Hostile text, one doc in
 every ten: empty and whitespace-only docs, a 5,000-character token, emoji,
-CJK, RTL and combining characters, control characters, a
-document (~100k tokens), repeated entity names. Writes benchmarks/results/soak.{json,md}.
+CJK, RTL and combining characters, control characters, a long document
+(~100k tokens, one in every 500), repeated entity names. Writes
+benchmarks/results/soak.{json,md}.
 """
 import json
 import random
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List
 
-import typer
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "bc5cdr"
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bc5cdr_ner  # noqa: E402  (converted splits)
+from common import BC5CDR_WORK, DATA, RESULTS, data_option, typer_app  # noqa: E402
+
+WORK = BC5CDR_WORK
 HOSTILE = [
     "",
     "   \n\t ",
@@ -42,11 +49,12 @@ def rss_mb() -> float:
 
 
 def texts(*, seed: int = 0) -> Iterator[str]:
-    """Endless stream: BC5CDR abstracts, shuffled, with a hostile doc (or a
-    20k-token document) in every ten."""
+    """Endless stream: BC5CDR abstracts, shuffled, with a hostile doc (or the
+    ~100k-token document) in every ten."""
     import spacy
     from spacy.tokens import DocBin
 
+    bc5cdr_ner.convert()
     vocab = spacy.blank("en").vocab
     real: List[str] = []
     for split in ("train", "dev", "test"):
@@ -63,15 +71,19 @@ def texts(*, seed: int = 0) -> Iterator[str]:
             yield text
 
 
-app = typer.Typer(add_completion=False)
+app = typer_app(data_callback=False)
 
 
 @app.command()
-def run(model: Path, words: int = 1_000_000, chunk: int = 100_000, batch_size: int = 64) -> None:
-    """Annotate `words` words in chunks, recording words/s and RSS per chunk."""
+def run(
+    model: Path, words: int = 1_000_000, chunk: int = 100_000, batch_size: int = 64, data: Path = data_option()
+) -> None:
+    """Annotate `words` words of BC5CDR and hostile text with MODEL in chunks,
+    recording words/s and RSS per chunk."""
     import spacy
     import torch
 
+    DATA.set_root(data)
     torch.set_num_threads(2)
     nlp = spacy.load(model)
     rows: List[Dict] = []

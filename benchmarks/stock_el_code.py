@@ -3,6 +3,8 @@ benchmarks/bc5cdr_el.py (passed to `spacy train --code`): an
 `InMemoryLookupKB` with case-folded aliases and their priors, and a
 candidate generator that case-folds the mention (spaCy's own looks the
 mention text up exactly, which finds 3% of the gold concepts).
+
+A module, not a script: it has no command line.
 """
 from typing import Callable, Iterable, List
 

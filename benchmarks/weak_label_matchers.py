@@ -1,24 +1,27 @@
 """Weak labelling with the CTD vocabulary: marisa-trie (what `WeakLabeler`
 uses) against spaCy's PhraseMatcher(attr="LOWER"), build and match time.
 
-    python benchmarks/weak_label_matchers.py [--kb ../shared/data/kb/CTD_diseases.tsv.gz]
-        [--text ../shared/data/bc5cdr/train.PubTator.txt] [--docs 500]
+Needs: <data>/kb/CTD_diseases.tsv.gz and <data>/bc5cdr/train.PubTator.txt
+(or --kb / --text). No model, no training; prints its figures (nothing is
+written). A single command: its options follow the script name.
+
+    python benchmarks/weak_label_matchers.py [--data DIR] [--kb FILE] [--text FILE] [--docs 500]
 
 Both find every name on token boundaries, case-insensitively; the script
 also reports how far their raw matches (before stop-list and overlap
 resolution) agree. Single process, single thread.
 """
-import argparse
+import sys
 import time
 from pathlib import Path
+from typing import Optional
 
-import spacy
-from spacy.matcher import PhraseMatcher
+import typer
 
-from spacy_llm_ner.kb import read_ctd
-from spacy_llm_ner.kb.weak import WeakLabeler
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DATA, data_option, typer_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+app = typer_app(data_callback=False)
 
 
 def pubtator_texts(path: Path, limit: int):
@@ -40,16 +43,34 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--kb", type=Path, default=ROOT.parent / "shared/data/kb/CTD_diseases.tsv.gz")
-    parser.add_argument("--text", type=Path, default=ROOT.parent / "shared/data/bc5cdr/train.PubTator.txt")
-    parser.add_argument("--docs", type=int, default=500)
-    args = parser.parse_args()
+@app.command()
+def main(
+    data: Path = data_option(),
+    kb: Optional[Path] = typer.Option(
+        None, help="CTD disease vocabulary", show_default="<data>/kb/CTD_diseases.tsv.gz"
+    ),
+    text: Optional[Path] = typer.Option(
+        None, help="PubTator file whose titles and abstracts are matched",
+        show_default="<data>/bc5cdr/train.PubTator.txt",
+    ),
+    n_docs: int = typer.Option(500, "--docs", help="Titles and abstracts to match (each counts as one)"),
+) -> None:
+    """Build time, memory and match speed of the marisa-trie matcher and of
+    spaCy's PhraseMatcher over the CTD names, and how far their matches
+    agree."""
+    import spacy
+    from spacy.matcher import PhraseMatcher
+
+    from spacy_llm_ner.kb import read_ctd
+    from spacy_llm_ner.training.weak import WeakLabeler
+
+    DATA.set_root(data)
+    kb, text = kb or DATA.ctd, text or DATA.bc5cdr / "train.PubTator.txt"
+    DATA.need(kb, text)
     nlp = spacy.blank("en")
-    records = list(read_ctd(args.kb, strip_prefix="MESH:"))
+    records = list(read_ctd(kb, strip_prefix="MESH:"))
     start = time.perf_counter()
-    docs = list(nlp.tokenizer.pipe(pubtator_texts(args.text, args.docs)))
+    docs = list(nlp.tokenizer.pipe(pubtator_texts(text, n_docs)))
     tokenize = time.perf_counter() - start
     n_tokens = sum(len(d) for d in docs)
     print(f"{len(records)} entities, {sum(len(r.all_names()) for r in records)} names; "
@@ -94,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app()
