@@ -10,7 +10,11 @@ from thinc.api import fix_random_seed
 from conftest import TRAIN_DATA
 from util import make_nlp, train
 
-from spacy_llm_ner.kb.abbreviations import short_form_uses
+from spacy_llm_ner.kb.abbreviations import (
+    find_abbreviation_definitions,
+    short_form_definitions,
+    short_form_uses,
+)
 from spacy_llm_ner.pipeline.abbreviations import propagate_abbreviations
 
 TEXT = (
@@ -82,7 +86,10 @@ def test_no_definitions_no_change():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    words=st.lists(st.sampled_from(["Aspirin", "acid", "(", ")", "AA", "PAN", "of", ".", "X", "toxic", "(PAN)"]), max_size=40),
+    words=st.lists(
+        st.sampled_from(["Aspirin", "acid", "(", ")", "AA", "PAN", "of", ".", "X", "toxic", "(PAN)", "'s", '"', "Pan"]),
+        max_size=40,
+    ),
     picks=st.lists(st.tuples(st.integers(0, 39), st.integers(1, 3), st.integers(0, 1)), max_size=8),
     consistent=st.booleans(),
 )
@@ -178,3 +185,186 @@ def test_weak_labels_and_predictions_find_the_same_uses():
     long_forms = [((*_tokens(doc, "Puromycin aminonucleoside"), 0), 1.0), ((*_tokens(doc, "nephrotic syndrome"), 1), 1.0)]
     predicted = propagate_abbreviations(doc, long_forms)
     assert [(e.start, e.end, e.label_) for e in weak.ents] == [(s, e, ("CHEM", "DIS")[k]) for (s, e, k), _ in predicted]
+
+
+# General-domain text (issue #25): detokenised news with spaces inside the
+# parentheses, entities that start before the long form or end inside it,
+# possessives, nested parentheses and short forms defined twice.
+NEWS = ("ORG", "LOC")
+BUMIKA = "Shares of PT Bumi Karya Nusantara ( Bumika ) rose . Analysts said Bumika would expand ."
+NHDA = "The ruling Northern Harbour Development Authority 's ( NHDA ) chairman said the NHDA will meet ."
+
+
+def _span(doc, text, label, score, nth=0):
+    return ((*_tokens(doc, text, nth), label), score)
+
+
+def _news(doc, spans):
+    return [(doc[s:e].text, NEWS[label], score) for (s, e, label), score in spans]
+
+
+def test_detector_reads_spaced_parentheses_and_keeps_the_possessive_in_the_long_form():
+    assert [(a.short, a.long) for a in find_abbreviation_definitions(BUMIKA)] == [("Bumika", "Bumi Karya Nusantara")]
+    (abbr,) = find_abbreviation_definitions(NHDA)
+    assert (abbr.short, abbr.long) == ("NHDA", "Northern Harbour Development Authority 's")
+    assert NHDA[abbr.long_start : abbr.long_start + len(abbr.long)] == abbr.long
+    assert NHDA[abbr.start : abbr.start + len(abbr.short)] == "NHDA"
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_entity_starting_before_the_long_form_is_the_source(consistent):
+    doc = NLP(BUMIKA)  # long form "Bumi Karya Nusantara", entity "PT Bumi Karya Nusantara"
+    spans = [_span(doc, "PT Bumi Karya Nusantara", 0, 0.8), _span(doc, "Bumika", 1, 0.3, nth=1)]
+    out = propagate_abbreviations(doc, spans, remove_unsupported=consistent)
+    assert _news(doc, out) == [("PT Bumi Karya Nusantara", "ORG", 0.8), ("Bumika", "ORG", 0.8), ("Bumika", "ORG", 0.8)]
+
+
+@pytest.mark.parametrize(
+    "text, entity, short",
+    [
+        (NHDA, "Northern Harbour Development Authority", "NHDA"),  # possessive token
+        (NHDA.replace(" 's (", "'s ("), "Northern Harbour Development Authority", "NHDA"),  # attached
+        (NHDA.replace(" 's (", " ’s ("), "Northern Harbour Development Authority", "NHDA"),  # curly
+        ('He joined the " Blue River Alliance " ( BRA ) . BRA won .', "Blue River Alliance", "BRA"),  # quote
+        ("The Lakeside Mining Group -- ( LMG ) said LMG grew .", "Lakeside Mining Group", "LMG"),  # dash
+    ],
+)
+def test_trailing_possessive_quote_or_punctuation_is_skipped(text, entity, short):
+    doc = NLP(text)
+    ((_, long), ) = [(a.short, a.long) for a in find_abbreviation_definitions(text)]
+    assert long.startswith(entity) and long != entity  # the long form ends after the entity
+    spans = [_span(doc, entity, 0, 0.9), _span(doc, short, 1, 0.4, nth=1)]
+    out = propagate_abbreviations(doc, spans, remove_unsupported=True)
+    assert _news(doc, out) == [(entity, "ORG", 0.9), (short, "ORG", 0.9), (short, "ORG", 0.9)]
+
+
+@pytest.mark.parametrize("entity", ["Ministry of Health", "Health", "new Ministry"])
+def test_entity_overlapping_the_long_form_without_its_last_content_word_leaves_uses_alone(entity):
+    text = "The new Ministry of Health Services ( MHS ) opened , and MHS staff said so ."
+    doc = NLP(text)  # long form "Ministry of Health Services"
+    spans = sorted([_span(doc, entity, 0, 0.7), _span(doc, "MHS", 1, 0.4, nth=1)])
+    for consistent in (False, True):
+        assert propagate_abbreviations(doc, spans, remove_unsupported=consistent) == spans
+
+
+def test_entity_covering_the_last_content_word_from_inside_the_long_form_is_the_source():
+    doc = NLP("The new Ministry of Health Services ( MHS ) opened , and MHS staff said so .")
+    out = propagate_abbreviations(doc, [_span(doc, "Health Services", 1, 0.6)])
+    assert _news(doc, out) == [("Health Services", "LOC", 0.6), ("MHS", "LOC", 0.6), ("MHS", "LOC", 0.6)]
+
+
+def test_consistent_mode_drops_only_when_no_entity_overlaps_the_long_form():
+    text = "In Oslo the new trade agreement ( NTA ) took effect . The NTA cut tariffs ."
+    doc = NLP(text)
+    oslo = _span(doc, "Oslo", 1, 0.9)  # an entity elsewhere is no support
+    spans = [oslo, _span(doc, "NTA", 0, 0.5), _span(doc, "NTA", 0, 0.4, nth=1)]
+    assert propagate_abbreviations(doc, spans) == spans
+    assert propagate_abbreviations(doc, spans, remove_unsupported=True) == [oslo]
+    # Any overlap with the long form ("new trade agreement") is enough to keep them.
+    with_agreement = sorted(spans + [_span(doc, "trade", 0, 0.2)])
+    assert propagate_abbreviations(doc, with_agreement, remove_unsupported=True) == with_agreement
+
+
+def test_blocked_tokens_in_the_long_form_count_as_an_entity():
+    doc = NLP("In Oslo the new trade agreement ( NTA ) took effect . The NTA cut tariffs .")
+    uses = [_span(doc, "NTA", 0, 0.5), _span(doc, "NTA", 0, 0.4, nth=1)]
+    blocked = set(range(*_tokens(doc, "trade agreement")))
+    assert propagate_abbreviations(doc, uses, remove_unsupported=True, blocked=blocked) == uses
+
+
+@pytest.mark.parametrize("attached", [False, True])
+def test_nested_parentheses(attached):
+    text = "Rebels ( loyal to the Free Highland Army ( FHA ) ) attacked . The FHA denied it ."
+    if attached:
+        text = text.replace("( ", "(").replace(" )", ")")
+    doc = NLP(text)
+    assert [(a.short, a.long) for a in find_abbreviation_definitions(text)] == [("FHA", "Free Highland Army")]
+    out = propagate_abbreviations(doc, [_span(doc, "Free Highland Army", 0, 0.8)], remove_unsupported=True)
+    assert _news(doc, out) == [("Free Highland Army", "ORG", 0.8), ("FHA", "ORG", 0.8), ("FHA", "ORG", 0.8)]
+    unsupported = [_span(doc, "Rebels", 1, 0.3), _span(doc, "FHA", 0, 0.5, nth=1)]
+    assert propagate_abbreviations(doc, unsupported, remove_unsupported=True) == unsupported[:1]
+
+
+def test_definition_inside_a_longer_entity_is_left_and_other_uses_follow():
+    doc = NLP(BUMIKA)
+    whole = _span(doc, "PT Bumi Karya Nusantara ( Bumika )", 0, 0.8)
+    out = propagate_abbreviations(doc, [whole], remove_unsupported=True)
+    assert _news(doc, out) == [("PT Bumi Karya Nusantara ( Bumika )", "ORG", 0.8), ("Bumika", "ORG", 0.8)]
+
+
+TWICE = (
+    "The FHA was blamed . The Free Highland Army ( FHA ) denied it . "
+    "Later the Federal Housing Agency ( FHA ) said FHA loans rose ."
+)
+
+
+def test_short_form_defined_twice_uses_follow_the_nearest_definition_before_them():
+    doc = NLP(TWICE)
+    definitions = short_form_definitions(doc)
+    assert [(a.long, [doc[s:e].text for s, e in uses]) for a, uses in definitions] == [
+        ("Free Highland Army", ["FHA", "FHA"]), ("Federal Housing Agency", ["FHA", "FHA"]),
+    ]
+    first, second = (uses for _, uses in definitions)
+    assert first == [_tokens(doc, "FHA", 0), _tokens(doc, "FHA", 1)]  # the use before any definition
+    assert second == [_tokens(doc, "FHA", 2), _tokens(doc, "FHA", 3)]
+    (abbr, every), = short_form_uses(doc)  # the first definition, with every use
+    assert abbr == definitions[0][0] and every == first + second
+    army, agency = _span(doc, "Free Highland Army", 0, 0.8), _span(doc, "Federal Housing Agency", 1, 0.6)
+    out = propagate_abbreviations(doc, [army, agency])
+    assert _news(doc, out) == [
+        ("FHA", "ORG", 0.8), ("Free Highland Army", "ORG", 0.8), ("FHA", "ORG", 0.8),
+        ("Federal Housing Agency", "LOC", 0.6), ("FHA", "LOC", 0.6), ("FHA", "LOC", 0.6),
+    ]
+    # The second long form is no entity: only its own uses are dropped.
+    late = _span(doc, "FHA", 1, 0.3, nth=3)
+    out = propagate_abbreviations(doc, [army, late], remove_unsupported=True)
+    assert _news(doc, out) == [("FHA", "ORG", 0.8), ("Free Highland Army", "ORG", 0.8), ("FHA", "ORG", 0.8)]
+    assert propagate_abbreviations(doc, [army, late]) == sorted(
+        [army, late] + [_span(doc, "FHA", 0, 0.8, nth=n) for n in (0, 1)]
+    )
+
+
+def test_short_form_defined_twice_with_the_same_long_form_shares_the_evidence():
+    text = (
+        "The Free Highland Army ( FHA ) attacked . The FHA denied it . "
+        "A spokesman for the free highland army 's ( FHA ) office said FHA troops left ."
+    )
+    doc = NLP(text)
+    assert len(short_form_definitions(doc)) == 2
+    second_long = _span(doc, "highland army", 0, 0.7)
+    late = _span(doc, "FHA", 1, 0.3, nth=3)
+    # Only the second long form is predicted: all four uses follow it.
+    out = propagate_abbreviations(doc, [second_long, late], remove_unsupported=True)
+    assert _news(doc, out) == [
+        ("FHA", "ORG", 0.7), ("FHA", "ORG", 0.7), ("highland army", "ORG", 0.7), ("FHA", "ORG", 0.7),
+        ("FHA", "ORG", 0.7),
+    ]
+    # Only the first is predicted: the second is no evidence against it.
+    first_long = _span(doc, "Free Highland Army", 0, 0.9)
+    out = propagate_abbreviations(doc, [first_long, late], remove_unsupported=True)
+    assert [score for _, score in out] == [0.9] * 5 and {label for (_, _, label), _ in out} == {0}
+    # One overlaps without its last word, the other is no entity: left alone.
+    partial = _span(doc, "Free", 1, 0.2)
+    assert propagate_abbreviations(doc, [partial, late], remove_unsupported=True) == [partial, late]
+
+
+def test_consistent_pipeline_keeps_short_forms_of_entities_with_other_boundaries():
+    nlp = make_nlp("tok2vec", abbreviations="consistent")
+    train(nlp, TRAIN_DATA, steps=1)
+    ner = nlp.get_pipe("transformer_ner")
+    chem, dis = ner.labels.index("CHEM"), ner.labels.index("DIS")
+    docs = [nlp.make_doc(BUMIKA), nlp.make_doc(NHDA), nlp.make_doc("The control group ( CG ) and the CG rats .")]
+    decoded = []
+    for doc, (entity, use, label) in zip(
+        docs, [("PT Bumi Karya Nusantara", "Bumika", chem), ("Northern Harbour Development Authority", "NHDA", dis),
+               ("rats", "CG", chem)]
+    ):
+        rows = [(*_tokens(doc, entity), label), (*_tokens(doc, use, 1), label)]
+        decoded.append((numpy.array(sorted(rows), dtype="i"), numpy.array([0.9, 0.5])))
+    ner.set_annotations(docs, decoded)
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in docs] == [
+        [("PT Bumi Karya Nusantara", "CHEM"), ("Bumika", "CHEM"), ("Bumika", "CHEM")],
+        [("Northern Harbour Development Authority", "DIS"), ("NHDA", "DIS"), ("NHDA", "DIS")],
+        [("rats", "CHEM")],
+    ]
+    assert docs[0].spans["transformer_ner"].attrs["scores"] == pytest.approx([0.9, 0.9, 0.9])

@@ -7,13 +7,19 @@ reference (Java) implementation: candidates are "long form (short form)" and
 characters, a letter, and starts with a letter or digit; its characters are
 matched right to left inside the long form, the first one at the start of a
 word; the long form has at most min(|SF| + 5, 2 |SF|) words. The first
-definition of a short form in a text wins.
+definition of a short form in a text wins in `find_abbreviations` and
+`short_form_uses`; `short_form_definitions` keeps every definition and gives
+each use of a short form to the nearest definition before it.
+
+Detokenised text with spaces inside the parentheses ("PT Telekomunikasi
+Indonesia ( Telkom )") is read like "(Telkom)": the short form is stripped.
 """
+from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.attrs import ORTH
+from spacy.attrs import IDX, ORTH
 from spacy.tokens import Doc
 
 _SEPARATORS = " \t\n\r\f-"
@@ -181,16 +187,63 @@ def short_form_uses(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]
     definitions = find_abbreviation_definitions(doc.text) if len(doc) else []
     if not definitions:
         return []
-    orths = doc.to_array(ORTH)
-    seen: Set[str] = set()
+    uses = _uses_by_short_form(doc, definitions)
     found = []
     for abbr in definitions:
-        if abbr.short in seen:
+        if abbr.short in uses:
+            found.append((abbr, uses.pop(abbr.short)))
+    return found
+
+
+def short_form_definitions(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
+    """Every definition in a doc, each with the uses of its short form that
+    belong to it: a use belongs to the nearest definition of the same short
+    form that starts at or before it (its own place in a definition belongs
+    to that definition), and the uses before a short form's first definition
+    belong to the first. Uses are found as in `short_form_uses` (the tokens
+    of the short form where it is first defined), so with one definition per
+    short form both give the same uses.
+
+    doc (Doc): A tokenized doc.
+    RETURNS (List[Tuple[Abbreviation, List[Tuple[int, int]]]]): Each
+        definition, in text order, with the (start, end) token spans of its
+        uses.
+    """
+    definitions = find_abbreviation_definitions(doc.text) if len(doc) else []
+    if not definitions:
+        return []
+    uses = _uses_by_short_form(doc, definitions)
+    places: Dict[str, List[int]] = {}
+    for i, abbr in enumerate(definitions):
+        places.setdefault(abbr.short, []).append(i)
+    mine: List[List[Tuple[int, int]]] = [[] for _ in definitions]
+    token_starts: Optional[List[int]] = None
+    for short, indices in places.items():
+        if len(indices) == 1:
+            mine[indices[0]] = uses[short]
             continue
-        seen.add(abbr.short)
+        # The token where each definition's short form starts, on the tokens'
+        # character offsets (char_span(alignment_mode="expand") would make a
+        # Token object per token of the doc).
+        if token_starts is None:
+            token_starts = doc.to_array(IDX).tolist()
+        bounds = sorted((bisect_right(token_starts, definitions[i].start) - 1, i) for i in indices)
+        for use in uses[short]:
+            nearest = max(bisect_right(bounds, (use[0], len(definitions))) - 1, 0)
+            mine[bounds[nearest][1]].append(use)
+    return list(zip(definitions, mine))
+
+
+def _uses_by_short_form(doc: Doc, definitions: Sequence[Abbreviation]) -> Dict[str, List[Tuple[int, int]]]:
+    """Every use of each short form: its tokens where first defined, on the
+    doc's ORTH ids."""
+    orths = doc.to_array(ORTH)
+    found: Dict[str, List[Tuple[int, int]]] = {}
+    for abbr in definitions:
+        if abbr.short in found:
+            continue
         short = doc.char_span(abbr.start, abbr.start + len(abbr.short))
-        uses = _occurrences(orths, [token.orth for token in short]) if short is not None else []
-        found.append((abbr, uses))
+        found[abbr.short] = _occurrences(orths, [token.orth for token in short]) if short is not None else []
     return found
 
 
