@@ -19,6 +19,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tests: tiny models are faster so
+    (and the machine is shared). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
     ("Aspirin causes headache in mice.", [(0, 7, "CHEM"), (15, 23, "DIS")]),
     ("We gave cisplatin to patients with renal failure.", [(8, 17, "CHEM"), (35, 48, "DIS")]),

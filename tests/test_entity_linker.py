@@ -8,6 +8,7 @@ import numpy
 import pytest
 import spacy
 import util
+from util import reference
 from spacy import displacy
 from spacy.kb import InMemoryLookupKB
 from spacy.tokens import Doc, DocBin
@@ -15,7 +16,7 @@ from spacy.training import Example
 from spacy.util import load_config
 from thinc.api import fix_random_seed
 
-from spacy_llm_ner.display import render_links
+from spacy_llm_ner.pipeline.display import render_links
 from spacy_llm_ner.kb import EntityRecord, LinkerKB
 from spacy_llm_ner.pipeline.link_scoring import score_links
 
@@ -47,25 +48,12 @@ PARIS_LINKED, PARIS_NIL = DATA[-3], DATA[-1]
 TRAINING = {"tok2vec": (30, 0.002), "transformer": (60, 0.005)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models are far faster on one thread (and the machine is shared)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models are faster on one torch thread (and the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_nlp(backbone: str, model_dir: str = "", **cfg) -> spacy.Language:
     return util.make_nlp(backbone, component=LINKER, model_dir=model_dir, **cfg)
-
-
-def reference(nlp, text, ents) -> Doc:
-    doc = nlp.make_doc(text)
-    doc.ents = [doc.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
-    return doc
 
 
 def examples(nlp, data):
@@ -343,7 +331,7 @@ def test_config_errors_are_clear(option, value, message):
 def test_shipped_config_builds_and_trains(bert_dir):
     """configs/ner_el.cfg with the tiny BERT: one shared transformer, the KB
     from paths.kb, a few updates, and the nel scores."""
-    from spacy_llm_ner.training.corpora import read_jsonl
+    from spacy_llm_ner.corpora import read_jsonl
 
     config = load_config(ROOT / "configs" / "ner_el.cfg", interpolate=True, overrides={
         "vars.transformer_name": bert_dir, "paths.kb": str(ROOT / "assets" / "demo_kb.jsonl"),
@@ -365,7 +353,7 @@ def test_shipped_config_builds_and_trains(bert_dir):
 
 
 def _emerson_data(nlp):
-    from spacy_llm_ner.training.corpora import read_jsonl
+    from spacy_llm_ner.corpora import read_jsonl
 
     with (EMERSON / "entities.csv").open(encoding="utf8") as f:
         records = [EntityRecord(qid, name, aliases=["Emerson"], description=desc) for qid, name, desc in csv.reader(f)]

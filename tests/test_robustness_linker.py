@@ -15,6 +15,7 @@ from spacy.training import Example
 from thinc.api import fix_random_seed
 
 import util
+from util import reference
 from spacy_llm_ner.kb import EntityRecord, LinkerKB
 
 NER, LINKER = "transformer_ner", "transformer_entity_linker"
@@ -47,21 +48,8 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models are faster on one thread (and the machine is shared)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def reference(nlp, text: str, ents) -> Doc:
-    doc = nlp.make_doc(text)
-    doc.ents = [doc.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
-    return doc
+# Tiny models are faster on one torch thread (and the machine is shared).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(model_dir: str, **linker_cfg) -> spacy.Language:

@@ -1,8 +1,9 @@
-"""Pipelines built in tests: tiny random BERT or spaCy's CNN Tok2Vec."""
+"""Pipelines and gold docs built in tests: tiny random BERT or spaCy's CNN Tok2Vec."""
 from typing import List, Tuple
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc
 from spacy.training import Example
 
 # The transformer backbone's strided windows (in spaCy tokens).
@@ -88,3 +89,11 @@ def long_document(nlp: Language, data, n_tokens: int, *, window: int = WINDOW, s
         n_done = first + len(nlp.make_doc(text))
         i += 1
     return "".join(parts), gold
+
+
+def reference(nlp: Language, text: str, ents) -> Doc:
+    """A gold doc with linked entities: ents are (start_char, end_char,
+    label, kb_id)."""
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(s, e, label=label, kb_id=kb_id) for s, e, label, kb_id in ents]
+    return doc
