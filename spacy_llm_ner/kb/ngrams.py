@@ -4,12 +4,13 @@ Features are scikit-learn's ``char_wb`` 3-grams (each word padded with a space,
 no n-gram across words), weighted TF-IDF with smoothed idf and L2-normalised
 (the scheme scispaCy's linker uses), compared by cosine.
 
-Why this layout (measured by ``benchmarks/kb_scale.py`` and recorded in
-``benchmarks/results/kb_scale.md``):
+Why this layout (speed, size and hit rates at a million entities are in
+``benchmarks/results/kb_scale.md``, made by ``benchmarks/kb_scale.py``;
+candidate recall on BC5CDR in ``benchmarks/results/kb_candidates_bc5cdr.md``):
 
 - Featurisation is vectorised: all strings are packed into one UTF-32 array
   and each 3-gram (three 21-bit code points) is hashed into 2**20 buckets, so
-  a million aliases featurise in seconds with no Python loop per alias and no
+  a million aliases featurise with no Python loop per alias and no
   vocabulary to store. Hashing also gives every index built later (e.g. by
   `LinkerKB.add_entities`) the same feature space; collisions are rare at
   this size and only blur rare 3-grams.
@@ -23,19 +24,17 @@ Why this layout (measured by ``benchmarks/kb_scale.py`` and recorded in
   an exact product and carry little idf weight. The best `rescore` rows
   then get the other 3-grams' part added exactly (binary search in the
   sorted posting lists), so returned scores are exact cosines; what can be
-  missed is a row sharing only common 3-grams with the query. Measured at
-  1,000,000 entities (2M distinct names): the exact product 28-32 queries/s;
-  a fixed df threshold (3-grams in over 3% of names only rescore) 92/s; this
-  per-query budget, 100,000 posting entries: 205-210/s with the same hit
-  rate on 300 typo queries (0.843 @1, 0.940 @10) and 0.866 / 0.936 against
-  0.870 / 0.944 on another 500; a 50,000 budget: 286/s, 0.837 / 0.933.
+  missed is a row sharing only common 3-grams with the query. At a million
+  entities the budget makes the search several times faster than the exact
+  product at practically the same hit rate on typo queries (``kb_scale.md``
+  measures both); it also beat a fixed document-frequency threshold, and a
+  smaller budget trades a little hit rate for more speed.
 - Dense approximate search (faiss / usearch / pynndescent on projected
-  vectors) was not adopted. Its ceiling, exact nearest neighbours on the
-  TruncatedSVD projection, measured on BC5CDR dev Disease mentions against
-  CTD's 78k names: recall@1 / @10 of the n-gram stage alone 0.731 / 0.851
-  with this sparse search, 0.679 / 0.782 on 128 dimensions (SVD fit 68 s),
-  0.700 / 0.788 on 256 (175 s); and 128 float32 per name (1 GB for two
-  million names) is more than twice the size of this whole index.
+  vectors) was not adopted. Its ceiling, exact nearest neighbours on a
+  TruncatedSVD projection of these vectors (128 and 256 dimensions), found
+  the right entity less often than this sparse search on BC5CDR Disease
+  mentions against CTD's names, and 128 float32 per name take more space
+  than this whole index.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
