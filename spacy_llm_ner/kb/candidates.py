@@ -12,14 +12,18 @@ prior P(entity | alias).
 The n-gram stage is skipped for a mention that already has `top_k` entities
 at similarity 1.0, since nothing it finds could rank above them.
 """
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .abbreviations import find_abbreviations
 from .normalize import normalize
 
 if TYPE_CHECKING:  # pragma: no cover
+    from spacy.tokens import Doc, Span
+
     from .ngrams import Idf
     from .segment import Segment
 
@@ -105,6 +109,51 @@ def expand_abbreviation(mention: str, abbreviations: Optional[Mapping[str, str]]
     if len(words) > 1 and any(w in abbreviations for w in words):
         return " ".join(abbreviations.get(w, w) for w in words)
     return None
+
+
+class DocAbbreviations:
+    """The abbreviations defined in documents (short form -> long form, by
+    `find_abbreviations`), cached for the last `size` documents seen: the
+    mentions of one document come in several batches.
+
+    size (int): Documents kept.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._cache: "OrderedDict[int, Tuple[str, Dict[str, str]]]" = OrderedDict()
+
+    def __call__(self, doc: "Doc") -> Dict[str, str]:
+        """The abbreviations defined in a doc.
+
+        doc (Doc): The document.
+        RETURNS (Dict[str, str]): Short form -> long form.
+        """
+        key = id(doc)
+        hit = self._cache.get(key)
+        # id() is reused once a doc is freed: the text tells the docs apart.
+        if hit is not None and hit[0] == doc.text:
+            self._cache.move_to_end(key)
+            return hit[1]
+        found = find_abbreviations(doc.text)
+        self._cache[key] = (doc.text, found)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return found
+
+    def for_spans(self, spans: Sequence["Span"]) -> List[Dict[str, str]]:
+        """The abbreviations of each span's doc.
+
+        spans (Sequence[Span]): The mentions.
+        RETURNS (List[Dict[str, str]]): One map per span.
+        """
+        # One look-up per doc: the cache check reads doc.text (a pass over the
+        # doc), which per mention would be quadratic in a long document.
+        per_doc: Dict[int, Dict[str, str]] = {}
+        for s in spans:
+            if id(s.doc) not in per_doc:
+                per_doc[id(s.doc)] = self(s.doc)
+        return [per_doc[id(s.doc)] for s in spans]
 
 
 class _Segments:

@@ -8,48 +8,48 @@ pipeline. The entity linker built on top uses the richer API:
 `candidates()` / `candidates_batch()` (scored, with the stage that found
 each entity), `entity()`, `resolve_id()`, `add_entities()`.
 
-Why these structures (measured with ``benchmarks/kb_scale.py``: 1,000,000
-synthetic entities, 3,000,000 (entity, name) pairs, 2 CPUs; full table in
-``benchmarks/results/kb_scale.md``): spaCy's `InMemoryLookupKB` keeps every
-alias and entity id in the shared `StringStore` and a C struct per alias and
-reads everything back on load (5.5 s, +1.2 GB resident). Here the strings
-live in marisa tries (7.9 bytes a name), the alias -> entity lists and
-priors in numpy CSR arrays, names and descriptions as packed UTF-8, all
-saved as .npy / .marisa files that `from_disk` memory-maps: load 0.005 s,
-+4 MB resident, 1.4 GB peak while serving 22,600 exact + normalised or 205
-full-cascade look-ups/s (InMemoryLookupKB: 254,000 exact-only look-ups/s,
-and no hit at all for a changed case or a typo). Building costs more (52 s
-and 3.2 GB peak against 19 s and 2.3 GB), mostly the n-gram index, which is
-also 435 of the 688 MB on disk.
+Why these structures: spaCy's `InMemoryLookupKB` keeps every alias and
+entity id in the shared `StringStore` and a C struct per alias, and reads
+everything back on load. Here the strings live in marisa tries, the alias ->
+entity lists and priors in numpy CSR arrays, names and descriptions as packed
+UTF-8, all saved as .npy / .marisa files that `from_disk` memory-maps, so
+loading takes next to no time or memory whatever the KB's size, and the
+cascade finds entities for changed case and typos that an exact look-up
+misses. Building costs more time and memory, mostly the n-gram index, which
+is also most of the size on disk. The measurements at a million entities are
+in ``benchmarks/results/kb_scale.md`` (made by ``benchmarks/kb_scale.py``).
 The n-gram index is described in `ngrams.py`.
 
 Storage is a list of immutable segments (see `segment.py`): `add_entities`
 indexes only the new records; small segments are merged automatically and
-`compact()` rebuilds a single one.
+`compact()` rebuilds a single one. Saving and loading: `persistence.py`.
 """
-from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import srsly
 from spacy.kb import Candidate, KnowledgeBase
 from spacy.tokens import Doc, Span
 from spacy.util import SimpleFrozenList, ensure_path
 from spacy.vocab import Vocab
 
-from .abbreviations import find_abbreviations
-from .candidates import STAGES, AbbreviationMaps, CascadeConfig, ScoredCandidate, generate
-from .records import EntityRecord, KBFormatError
-from .ngrams import Idf
-from .segment import Segment
-from .storage import decode_array, decode_bundle, encode_array, encode_bundle, load_bundle, save_bundle
+from .candidates import STAGES, AbbreviationMaps, CascadeConfig, DocAbbreviations, ScoredCandidate, generate
+from .persistence import (
+    FORMAT_VERSION,
+    check_folder,
+    load_folder,
+    loading,
+    read_settings,
+    save_folder,
+    store_from_bytes,
+    store_to_bytes,
+)
+from .records import EntityRecord
+from .segment import EntityIds, Segment
+from .store import MAX_EXTRA_SEGMENTS, EntityStore
 
-FORMAT_VERSION = 1
-# Segments added after the first that are tolerated before they are merged.
-MAX_EXTRA_SEGMENTS = 4
+__all__ = ["FORMAT_VERSION", "MAX_EXTRA_SEGMENTS", "EntityIds", "LinkerKB"]
 
 
 class LinkerKB(KnowledgeBase):
@@ -84,10 +84,8 @@ class LinkerKB(KnowledgeBase):
         self.config = CascadeConfig(top_k=top_k, stages=tuple(stages), min_ngram_score=min_ngram_score)
         self.use_doc_abbreviations = use_doc_abbreviations
         self.mmap = mmap
-        self._segments: List[Segment] = []
-        self._idf: Optional[Idf] = None
-        self._vectors = np.zeros((0, entity_vector_length), dtype=np.float32)
-        self._abbreviation_cache: "OrderedDict[int, Tuple[str, Dict[str, str]]]" = OrderedDict()
+        self._store = EntityStore.empty(entity_vector_length)
+        self._doc_abbreviations = DocAbbreviations()
 
     @property  # type: ignore[override]
     def entity_vector_length(self) -> int:
@@ -95,6 +93,10 @@ class LinkerKB(KnowledgeBase):
         field so that loading a saved KB can adopt the saved length, as
         spaCy's InMemoryLookupKB does."""
         return self._vector_length
+
+    @property
+    def _segments(self) -> List[Segment]:
+        return self._store.segments
 
     # -- building ---------------------------------------------------------
 
@@ -124,39 +126,12 @@ class LinkerKB(KnowledgeBase):
         RETURNS (int): The number of entities added.
         RAISES (KBFormatError): On an invalid record or an id already present.
         """
-        segment = Segment.build(records, idf=self._idf, taken=self.__contains__)
-        if len(segment) == 0:
-            return 0
-        if vectors is None:
-            vectors = np.zeros((len(segment), self.entity_vector_length), dtype=np.float32)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(segment), self.entity_vector_length):
-            raise ValueError(f"vectors must have shape {(len(segment), self.entity_vector_length)}, got {vectors.shape}")
-        if self._idf is None:
-            self._idf = segment.ngrams.idf
-        self._segments.append(segment)
-        self._vectors = np.concatenate([self._vectors, vectors]) if len(self._vectors) else vectors
-        if len(self._segments) > 1 + MAX_EXTRA_SEGMENTS:
-            self._merge_extra_segments()
-        return len(segment)
-
-    def _merge_extra_segments(self) -> None:
-        base, extra = self._segments[0], self._segments[1:]
-        if sum(len(s) for s in extra) > len(base):
-            self.compact()
-            return
-        merged = Segment.build((r for s in extra for r in s.records()), idf=self._idf)
-        self._segments = [base, merged]
+        return self._store.add(records, vectors=vectors, vector_length=self.entity_vector_length)
 
     def compact(self) -> None:
         """Rebuild everything as one segment (and refit the n-gram idf on all
         names). Entity order, and so vector rows, is unchanged."""
-        if len(self._segments) <= 1:
-            return
-        records = [r for s in self._segments for r in s.records()]
-        segment = Segment.build(records)
-        self._segments = [segment]
-        self._idf = segment.ngrams.idf
+        self._store.compact()
 
     def set_vectors(self, entity_ids: Sequence[str], vectors: np.ndarray) -> None:
         """Set entity vectors.
@@ -164,35 +139,15 @@ class LinkerKB(KnowledgeBase):
         entity_ids (Sequence[str]): Entities.
         vectors (np.ndarray): (len(entity_ids), entity_vector_length).
         """
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(entity_ids), self.entity_vector_length):
-            raise ValueError(f"vectors must have shape {(len(entity_ids), self.entity_vector_length)}, got {vectors.shape}")
-        rows = [self._global_row(e) for e in entity_ids]
-        if not self._vectors.flags.writeable:
-            self._vectors = np.array(self._vectors)
-        self._vectors[rows] = vectors
+        self._store.set_vectors(entity_ids, vectors, vector_length=self.entity_vector_length)
 
     # -- entities -----------------------------------------------------------
 
-    def _locate(self, entity_id: str) -> Optional[Tuple[int, int]]:
-        for i, seg in enumerate(self._segments):
-            row = seg.row(entity_id)
-            if row is not None:
-                return i, row
-        return None
-
-    def _global_row(self, entity_id: str) -> int:
-        found = self._locate(entity_id)
-        if found is None:
-            raise KeyError(entity_id)
-        i, row = found
-        return sum(len(s) for s in self._segments[:i]) + row
-
     def __len__(self) -> int:
-        return sum(len(s) for s in self._segments)
+        return len(self._store)
 
     def __contains__(self, entity_id: object) -> bool:
-        return isinstance(entity_id, str) and self._locate(entity_id) is not None
+        return entity_id in self._store
 
     def is_empty(self) -> bool:
         return len(self) == 0
@@ -205,7 +160,7 @@ class LinkerKB(KnowledgeBase):
             alternative ids.
         RAISES (KeyError): Unknown id.
         """
-        found = self._locate(entity_id)
+        found = self._store.locate(entity_id)
         if found is None:
             raise KeyError(entity_id)
         return self._segments[found[0]].record(found[1])
@@ -266,7 +221,7 @@ class LinkerKB(KnowledgeBase):
         RETURNS (List[List[ScoredCandidate]]): Per mention.
         """
         return generate(
-            self._segments, self._idf, list(mentions), abbreviations=abbreviations, config=self.config,
+            self._store.segments, self._store.idf, list(mentions), abbreviations=abbreviations, config=self.config,
             top_k=top_k, stages=stages,
         )
 
@@ -276,16 +231,21 @@ class LinkerKB(KnowledgeBase):
         doc (Doc): The document.
         RETURNS (Dict[str, str]): Short form -> long form.
         """
-        key = id(doc)
-        hit = self._abbreviation_cache.get(key)
-        if hit is not None and hit[0] == doc.text:
-            self._abbreviation_cache.move_to_end(key)
-            return hit[1]
-        found = find_abbreviations(doc.text)
-        self._abbreviation_cache[key] = (doc.text, found)
-        while len(self._abbreviation_cache) > 64:
-            self._abbreviation_cache.popitem(last=False)
-        return found
+        return self._doc_abbreviations(doc)
+
+    def candidates_for_spans(
+        self, spans: Sequence[Span], *, top_k: Optional[int] = None, stages: Optional[Sequence[str]] = None
+    ) -> List[List[ScoredCandidate]]:
+        """`candidates_batch` for spans, with the abbreviations defined in
+        each span's doc when `use_doc_abbreviations` is on.
+
+        spans (Sequence[Span]): The mentions.
+        top_k (Optional[int]): How many per mention.
+        stages (Optional[Sequence[str]]): Restrict the cascade's stages.
+        RETURNS (List[List[ScoredCandidate]]): Per span.
+        """
+        maps = self._doc_abbreviations.for_spans(spans) if self.use_doc_abbreviations else None
+        return self.candidates_batch([s.text for s in spans], abbreviations=maps, top_k=top_k, stages=stages)
 
     def get_candidates(self, mention: Span) -> List[Candidate]:
         """spaCy API: candidates for a span as `spacy.kb.Candidate`s.
@@ -303,20 +263,10 @@ class LinkerKB(KnowledgeBase):
         mentions (Iterable[Span]): The spans.
         RETURNS (List[List[Candidate]]): Per span.
         """
-        spans = list(mentions)
-        # One look-up per doc: the cache check reads doc.text (a pass over the
-        # doc), which per mention would be quadratic in a long document.
-        per_doc: Dict[int, Dict[str, str]] = {}
-        if self.use_doc_abbreviations:
-            for s in spans:
-                if id(s.doc) not in per_doc:
-                    per_doc[id(s.doc)] = self.doc_abbreviations(s.doc)
-        maps = [per_doc.get(id(s.doc)) for s in spans]
-        scored = self.candidates_batch([s.text for s in spans], abbreviations=maps)
-        return [[self._to_spacy(c) for c in cands] for cands in scored]
+        return [[self._to_spacy(c) for c in cands] for cands in self.candidates_for_spans(list(mentions))]
 
     def _to_spacy(self, cand: ScoredCandidate) -> Candidate:
-        seg_i, row = self._locate(cand.entity_id)  # type: ignore[misc]
+        seg_i, row = self._store.locate(cand.entity_id)  # type: ignore[misc]
         prior = float(self._segments[seg_i].prior[row])
         return Candidate(
             kb=self,
@@ -341,7 +291,7 @@ class LinkerKB(KnowledgeBase):
         entity (str): The entity id.
         RETURNS (List[float]): The vector.
         """
-        return self._vectors[self._global_row(entity)].tolist()
+        return self._store.vectors[self._store.global_row(entity)].tolist()
 
     def get_prior_prob(self, entity: str, alias: str) -> float:
         """P(entity | alias) for an exact alias (0.0 if not a name of it).
@@ -386,8 +336,6 @@ class LinkerKB(KnowledgeBase):
         }
 
     def _set_cfg(self, cfg: Dict[str, Any]) -> None:
-        if cfg.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported LinkerKB format {cfg.get('format')!r} (expected {FORMAT_VERSION})")
         self._vector_length = int(cfg["entity_vector_length"])
         known = set(CascadeConfig.__dataclass_fields__)
         self.config = CascadeConfig(**{k: v for k, v in cfg["cascade"].items() if k in known})
@@ -398,13 +346,7 @@ class LinkerKB(KnowledgeBase):
 
         RETURNS (bytes): The KB.
         """
-        msg = {
-            "cfg": self._cfg(),
-            "idf": None if self._idf is None else {k: encode_array(v) for k, v in self._idf.arrays().items()},
-            "vectors": encode_array(self._vectors),
-            "segments": [encode_bundle(s.arrays, s.tries, s.meta) for s in self._segments],
-        }
-        return srsly.msgpack_dumps(msg)
+        return store_to_bytes(self._cfg(), self._store)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Tuple[str, ...] = tuple()) -> "LinkerKB":
         """spaCy API: restore from `to_bytes` output.
@@ -413,11 +355,9 @@ class LinkerKB(KnowledgeBase):
         exclude (Tuple[str]): Unused (kept for the API).
         RETURNS (LinkerKB): self.
         """
-        msg = srsly.msgpack_loads(bytes_data)
-        self._set_cfg(msg["cfg"])
-        self._idf = None if msg["idf"] is None else Idf.from_arrays({k: decode_array(v) for k, v in msg["idf"].items()})
-        self._vectors = decode_array(msg["vectors"])
-        self._segments = [Segment(*decode_bundle(b), idf=self._idf) for b in msg["segments"]]  # type: ignore[arg-type]
+        cfg, store = store_from_bytes(bytes_data)
+        self._set_cfg(cfg)
+        self._store = store
         return self
 
     def to_disk(self, path: Union[str, Path], exclude: Iterable[str] = SimpleFrozenList()) -> None:
@@ -427,13 +367,7 @@ class LinkerKB(KnowledgeBase):
         path (Union[str, Path]): The folder.
         exclude (Iterable[str]): Unused (kept for the API).
         """
-        path = ensure_path(path)
-        arrays = {"vectors": self._vectors}
-        if self._idf is not None:
-            arrays.update(self._idf.arrays())
-        save_bundle(path, arrays, {}, self._cfg())
-        for i, seg in enumerate(self._segments):
-            save_bundle(path / "segments" / str(i), seg.arrays, seg.tries, seg.meta)
+        save_folder(ensure_path(path), self._cfg(), self._store)
 
     def from_disk(self, path: Union[str, Path], exclude: Iterable[str] = SimpleFrozenList()) -> "LinkerKB":
         """spaCy API: load a folder written by `to_disk` (memory-mapped when
@@ -443,16 +377,11 @@ class LinkerKB(KnowledgeBase):
         exclude (Iterable[str]): Unused (kept for the API).
         RETURNS (LinkerKB): self.
         """
-        path = _check_folder(path)
-        with _loading(path):
-            arrays, _, cfg = load_bundle(path, mmap=self.mmap)
+        path = check_folder(path)
+        with loading(path):
+            cfg, store = load_folder(path, mmap=self.mmap)
             self._set_cfg(cfg)
-            self._idf = Idf.from_arrays(arrays) if "idf_buckets" in arrays else None
-            self._vectors = arrays["vectors"]
-            self._segments = [
-                Segment(*load_bundle(path / "segments" / str(i), mmap=self.mmap), idf=self._idf)  # type: ignore[arg-type]
-                for i in range(int(cfg["n_segments"]))
-            ]
+            self._store = store
         return self
 
     @classmethod
@@ -466,11 +395,9 @@ class LinkerKB(KnowledgeBase):
         RAISES (KBFormatError): If the folder is missing, incomplete or
             corrupt (the message names it).
         """
-        path = _check_folder(path)
-        with _loading(path):
-            cfg = srsly.read_json(path / "meta.json")
-            if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION:
-                raise ValueError(f"unsupported LinkerKB format {cfg.get('format') if isinstance(cfg, dict) else cfg!r}")
+        path = check_folder(path)
+        with loading(path):
+            cfg = read_settings(path)
             kb = cls(vocab, int(cfg["entity_vector_length"]), mmap=mmap)
         return kb.from_disk(path)
 
@@ -480,60 +407,5 @@ class LinkerKB(KnowledgeBase):
         return (_unpickle, (self.vocab, self.entity_vector_length, self.mmap, self.to_bytes()))
 
 
-def _check_folder(path: Union[str, Path]) -> Path:
-    path = ensure_path(path)
-    if not path.is_dir() or not (path / "meta.json").is_file():
-        raise KBFormatError(
-            "no LinkerKB folder here (expected a folder with meta.json, written by LinkerKB.to_disk or "
-            "`python -m spacy_llm_ner build-kb`)",
-            path=str(path),
-        )
-    return path
-
-
-@contextmanager
-def _loading(path: Path) -> Iterator[None]:
-    """Report any failure to read a saved KB as one error naming the folder:
-    a missing .npy, a truncated trie or broken JSON otherwise surface as a
-    KeyError or a marisa RuntimeError from deep inside the loader."""
-    try:
-        yield
-    except KBFormatError:
-        raise
-    except Exception as e:
-        raise KBFormatError(
-            f"corrupt or incomplete LinkerKB folder ({type(e).__name__}: {e}); rebuild it with "
-            "LinkerKB.to_disk or `python -m spacy_llm_ner build-kb`",
-            path=str(path),
-        ) from e
-
-
 def _unpickle(vocab: Vocab, entity_vector_length: int, mmap: bool, data: bytes) -> LinkerKB:
     return LinkerKB(vocab, entity_vector_length, mmap=mmap).from_bytes(data)
-
-
-class EntityIds(Sequence[str]):
-    """Read-only view of a KB's entity ids in insertion order."""
-
-    def __init__(self, segments: Sequence[Segment]) -> None:
-        self._segments = segments
-        self._starts = np.cumsum([0] + [len(s) for s in segments])
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def __getitem__(self, i: int) -> str:  # type: ignore[override]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        s = int(np.searchsorted(self._starts, i, side="right")) - 1
-        return self._segments[s].entity_id(i - int(self._starts[s]))
-
-    def __iter__(self) -> Iterator[str]:
-        for seg in self._segments:
-            for row in range(len(seg)):
-                yield seg.entity_id(row)
-
-    def __contains__(self, entity_id: object) -> bool:
-        return isinstance(entity_id, str) and any(s.row(entity_id) is not None for s in self._segments)

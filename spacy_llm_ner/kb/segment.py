@@ -25,7 +25,7 @@ the memory of a dict str -> int with its str objects, and it memory-maps
 Building is in `segment_build.py`.
 """
 import math
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import marisa_trie
 import numpy as np
@@ -184,3 +184,29 @@ class Segment:
     def n_pairs(self) -> int:
         return len(self.alias_ent)
 
+
+class EntityIds(Sequence[str]):
+    """Read-only view of a KB's entity ids in insertion order."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self._segments = segments
+        self._starts = np.cumsum([0] + [len(s) for s in segments])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        s = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self._segments[s].entity_id(i - int(self._starts[s]))
+
+    def __iter__(self) -> Iterator[str]:
+        for seg in self._segments:
+            for row in range(len(seg)):
+                yield seg.entity_id(row)
+
+    def __contains__(self, entity_id: object) -> bool:
+        return isinstance(entity_id, str) and any(s.row(entity_id) is not None for s in self._segments)

@@ -1,0 +1,145 @@
+"""How a `LinkerKB` is saved: the folder layout, the bytes message, and one
+clear error for a missing or damaged folder.
+
+A folder holds ``meta.json`` (the KB's settings and format version), the
+n-gram idf and the entity vectors as .npy files, and ``segments/<i>/`` with
+each segment's arrays (.npy) and tries (.marisa), all memory-mappable. The
+bytes message (`to_bytes`, pickling) holds the same parts in msgpack.
+"""
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, Tuple, Union
+
+import srsly
+from spacy.util import ensure_path
+
+from .ngrams import Idf
+from .records import KBFormatError
+from .segment import Segment
+from .storage import decode_array, decode_bundle, encode_array, encode_bundle, load_bundle, save_bundle
+from .store import EntityStore
+
+FORMAT_VERSION = 1
+
+
+def check_format(cfg: Dict[str, Any]) -> None:
+    """Refuse settings written by another format version.
+
+    cfg (Dict[str, Any]): The saved settings.
+    RAISES (ValueError): On another version.
+    """
+    if cfg.get("format") != FORMAT_VERSION:
+        raise ValueError(f"unsupported LinkerKB format {cfg.get('format')!r} (expected {FORMAT_VERSION})")
+
+
+def store_to_bytes(cfg: Dict[str, Any], store: EntityStore) -> bytes:
+    """Serialise the settings and entities.
+
+    cfg (Dict[str, Any]): The KB's settings (with the format version).
+    store (EntityStore): Segments, idf, vectors.
+    RETURNS (bytes): The msgpack message.
+    """
+    idf = store.idf
+    msg = {
+        "cfg": cfg,
+        "idf": None if idf is None else {k: encode_array(v) for k, v in idf.arrays().items()},
+        "vectors": encode_array(store.vectors),
+        "segments": [encode_bundle(s.arrays, s.tries, s.meta) for s in store.segments],
+    }
+    return srsly.msgpack_dumps(msg)
+
+
+def store_from_bytes(bytes_data: bytes) -> Tuple[Dict[str, Any], EntityStore]:
+    """Read what `store_to_bytes` wrote.
+
+    bytes_data (bytes): The message.
+    RETURNS (Tuple[Dict[str, Any], EntityStore]): Settings and entities.
+    RAISES (ValueError): On another format version.
+    """
+    msg = srsly.msgpack_loads(bytes_data)
+    check_format(msg["cfg"])
+    idf = None if msg["idf"] is None else Idf.from_arrays({k: decode_array(v) for k, v in msg["idf"].items()})
+    segments = [Segment(*decode_bundle(b), idf=idf) for b in msg["segments"]]  # type: ignore[arg-type]
+    return msg["cfg"], EntityStore(segments=segments, idf=idf, vectors=decode_array(msg["vectors"]))
+
+
+def save_folder(path: Path, cfg: Dict[str, Any], store: EntityStore) -> None:
+    """Write the folder (layout in the module docstring).
+
+    path (Path): The folder (created).
+    cfg (Dict[str, Any]): The KB's settings (meta.json).
+    store (EntityStore): Segments, idf, vectors.
+    """
+    arrays = {"vectors": store.vectors}
+    if store.idf is not None:
+        arrays.update(store.idf.arrays())
+    save_bundle(path, arrays, {}, cfg)
+    for i, seg in enumerate(store.segments):
+        save_bundle(path / "segments" / str(i), seg.arrays, seg.tries, seg.meta)
+
+
+def load_folder(path: Path, *, mmap: bool) -> Tuple[Dict[str, Any], EntityStore]:
+    """Read a folder written by `save_folder` (call inside `loading`).
+
+    path (Path): The folder.
+    mmap (bool): Memory-map the arrays and tries.
+    RETURNS (Tuple[Dict[str, Any], EntityStore]): Settings and entities.
+    RAISES (ValueError): On another format version.
+    """
+    arrays, _, cfg = load_bundle(path, mmap=mmap)
+    check_format(cfg)
+    idf = Idf.from_arrays(arrays) if "idf_buckets" in arrays else None
+    segments = [
+        Segment(*load_bundle(path / "segments" / str(i), mmap=mmap), idf=idf)  # type: ignore[arg-type]
+        for i in range(int(cfg["n_segments"]))
+    ]
+    return cfg, EntityStore(segments=segments, idf=idf, vectors=arrays["vectors"])
+
+
+def read_settings(path: Path) -> Dict[str, Any]:
+    """The settings of a saved folder, checked (call inside `loading`).
+
+    path (Path): The folder.
+    RETURNS (Dict[str, Any]): The meta.json settings.
+    RAISES (ValueError): If they are not those of this format version.
+    """
+    cfg = srsly.read_json(path / "meta.json")
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION:
+        raise ValueError(f"unsupported LinkerKB format {cfg.get('format') if isinstance(cfg, dict) else cfg!r}")
+    return cfg
+
+
+def check_folder(path: Union[str, Path]) -> Path:
+    """The path of a saved LinkerKB folder.
+
+    path (Union[str, Path]): The folder.
+    RETURNS (Path): It, as a Path.
+    RAISES (KBFormatError): If it is not a folder with meta.json.
+    """
+    path = ensure_path(path)
+    if not path.is_dir() or not (path / "meta.json").is_file():
+        # A KB file given where a saved folder belongs: name the loader for both.
+        hint = "; spacy_llm_ner.load_kb.v1 reads KB files (JSONL, CSV, TSV, CTD) too" if path.is_file() else ""
+        raise KBFormatError(
+            "no LinkerKB folder here (expected a folder with meta.json, written by LinkerKB.to_disk or "
+            f"`python -m spacy_llm_ner build-kb`){hint}",
+            path=str(path),
+        )
+    return path
+
+
+@contextmanager
+def loading(path: Path) -> Iterator[None]:
+    """Report any failure to read a saved KB as one error naming the folder:
+    a missing .npy, a truncated trie or broken JSON otherwise surface as a
+    KeyError or a marisa RuntimeError from deep inside the loader."""
+    try:
+        yield
+    except KBFormatError:
+        raise
+    except Exception as e:
+        raise KBFormatError(
+            f"corrupt or incomplete LinkerKB folder ({type(e).__name__}: {e}); rebuild it with "
+            "LinkerKB.to_disk or `python -m spacy_llm_ner build-kb`",
+            path=str(path),
+        ) from e
