@@ -107,6 +107,17 @@ def test_get_candidates_uses_doc_abbreviations(kb, nlp):
     assert kb.get_candidates(span)[0].entity_ == "G1"
 
 
+def test_candidates_for_spans_use_each_docs_abbreviations(kb, nlp):
+    defined = nlp("Patients with chronic kidney disease (CKD) were studied. CKD progressed.")
+    plain = nlp("CKD progressed.")
+    spans = [defined[11:12], plain[0:1], defined[2:5]]
+    got = kb.candidates_for_spans(spans, top_k=1)
+    assert [c[0].entity_id for c in got] == ["D051436", "G1", "D051436"]
+    assert got[0][0].source == "abbreviation"
+    kb.use_doc_abbreviations = False
+    assert kb.candidates_for_spans(spans[:1])[0] == kb.candidates("CKD")
+
+
 def test_bytes_round_trip(kb, nlp):
     again = LinkerKB(nlp.vocab).from_bytes(kb.to_bytes())
     assert summary(again) == summary(kb)

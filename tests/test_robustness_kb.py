@@ -170,6 +170,14 @@ def test_damaged_kb_folder_is_one_clear_error(tmp_path, case, loader):
         assert "LinkerKB" in str(info.value)  # says what was expected there
 
 
+def test_a_kb_file_given_to_the_folder_loader_names_load_kb(tmp_path):
+    path = _write(tmp_path / "kb.jsonl", b'{"id": "D1", "name": "a"}\n')
+    with pytest.raises(KBFormatError, match="spacy_llm_ner.load_kb.v1 reads KB files") as info:
+        registry.misc.get("spacy_llm_ner.load_kb_disk.v1")(path=str(path))(spacy.blank("en").vocab)
+    assert str(path) in str(info.value)
+    assert len(registry.misc.get("spacy_llm_ner.load_kb.v1")(path=str(path))(spacy.blank("en").vocab)) == 1
+
+
 # -- priors the KB derives -----------------------------------------------------------
 
 NAMES = st.sampled_from(["cold", "Cold", "COLD", "flu", "influenza", "the flu", "CKD", "ckd", "Tumor", "tumors"])
