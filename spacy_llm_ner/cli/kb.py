@@ -28,7 +28,7 @@ def build_kb_cli(
     alias_labels: List[str] = typer.Option([], "--alias-label", help="Only entities of this label (repeatable)"),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
-    LinkerKB folder, loadable with `spacy_llm_ner.load_kb_disk.v1`. With
+    LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
     --aliases-from, the gold mentions of annotated data are added as aliases
     (the mention names the corpus uses but the dictionary lacks)."""
     start = time.perf_counter()

@@ -9,37 +9,14 @@ feature score, and the NIL logit; one softmax runs over them.
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from thinc.api import Ops
 
 from ..kb.candidates import ScoredCandidate
-from ..kb.knowledge_base import LinkerKB
 from .linker import FEATURES, LinkerInput, LinkerScores, candidate_features
 
 # One mention's candidates: (entity id, feature row), best first.
 Candidates = List[Tuple[str, numpy.ndarray]]
-
-
-def cascade_candidates(kb: LinkerKB, spans: List[Span], *, top_k: int) -> List[List[ScoredCandidate]]:
-    """The KB cascade's candidates of each mention, with the abbreviations
-    defined in its document where the KB uses them.
-
-    kb (LinkerKB): The knowledge base.
-    spans (List[Span]): The mentions.
-    top_k (int): Candidates per mention.
-    RETURNS (List[List[ScoredCandidate]]): Per mention, best first.
-    """
-    maps: List[Optional[Dict[str, str]]] = [None] * len(spans)
-    if kb.use_doc_abbreviations:
-        # Once per doc, not per mention: the KB's cache compares doc.text,
-        # which costs a pass over the doc, and a long document has
-        # thousands of mentions.
-        per_doc: Dict[int, Dict[str, str]] = {}
-        for i, span in enumerate(spans):
-            if id(span.doc) not in per_doc:
-                per_doc[id(span.doc)] = kb.doc_abbreviations(span.doc)
-            maps[i] = per_doc[id(span.doc)]
-    return kb.candidates_batch([s.text for s in spans], abbreviations=maps, top_k=top_k)
 
 
 def with_features(candidates: Sequence[ScoredCandidate]) -> Candidates:

@@ -41,7 +41,7 @@ from ..kb.knowledge_base import LinkerKB
 from ..kb.records import EntityRecord
 from ..ml.entity_encoder import Backbone, EntityEncoder, encode_texts, entity_text
 from ..ml.linker import FEATURES, LinkerInput, LinkerScores
-from ..ml.linker_batch import Candidates, LinkerBatch, cascade_candidates, layout_batch, mention_logits, softmax, with_features
+from ..ml.linker_batch import Candidates, LinkerBatch, layout_batch, mention_logits, softmax, with_features
 from .link_annotations import COMPONENT, Link, decide, register_extensions, write_links
 from .link_scoring import score_links
 from .linker_backbone import PipelineHandle
@@ -295,7 +295,7 @@ class TransformerEntityLinker(LinkerTraining, LinkerSerialization, TrainablePipe
     # -- candidates and scoring ----------------------------------------------
 
     def _candidates(self, spans: List[Span]) -> List[List[ScoredCandidate]]:
-        return cascade_candidates(self._require_kb(), spans, top_k=self.cfg["top_k"])
+        return self._require_kb().candidates_for_spans(spans, top_k=self.cfg["top_k"])
 
     def _batch(
         self,

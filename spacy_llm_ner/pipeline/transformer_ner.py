@@ -236,7 +236,7 @@ class TransformerNER(TrainablePipe):
             [initialize.components.<name>.labels]. Gold entities with any
             other label are an error rather than silently ignored.
         gazetteer (Optional[Callable[[Vocab], KnowledgeBase]]): A KB loader
-            (e.g. spacy_llm_ner.load_kb_ctd.v1, from
+            (e.g. spacy_llm_ner.load_kb.v1, from
             [initialize.components.<name>.gazetteer]) whose names, by entity
             type, fill the model's gazetteer features
             (spacy_llm_ner.FeatureTok2Vec.v1 with gazetteer = true). The table
@@ -278,7 +278,7 @@ class TransformerNER(TrainablePipe):
             if layers:
                 warnings.warn(
                     f"[transformer_ner] '{self.name}' has gazetteer features but no gazetteer KB: set "
-                    f"[initialize.components.{self.name}.gazetteer] (e.g. spacy_llm_ner.load_kb_ctd.v1); "
+                    f"[initialize.components.{self.name}.gazetteer] (e.g. spacy_llm_ner.load_kb.v1); "
                     "the features stay zero."
                 )
             return

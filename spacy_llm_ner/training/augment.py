@@ -11,8 +11,9 @@ corpus reader (`spacy.Corpus.v1`, `spacy_llm_ner.silver_corpus.v1`)::
     level = 0.3
 
     [corpora.train.augmenter.*.swap.kb_loader]
-    @misc = "spacy_llm_ner.load_kb_ctd.v1"
+    @misc = "spacy_llm_ner.load_kb.v1"
     path = "assets/CTD_diseases.tsv.gz"
+    strip_prefix = "MESH:"
 
     [corpora.train.augmenter.*.noise]
     @augmenters = "spacy_llm_ner.noise_augmenter.v1"
@@ -329,7 +330,7 @@ def create_entity_swap_augmenter(
 
     level (float): Probability that an example gets an augmented copy.
     kb_loader (Optional[Callable[[Vocab], LinkerKB]]): A registered KB loader,
-        e.g. `spacy_llm_ner.load_kb_ctd.v1`; loaded once, on first use.
+        e.g. `spacy_llm_ner.load_kb.v1`; loaded once, on first use.
     names (Optional[Dict[str, List[str]]]): Extra names per label.
     seed (int): Random seed.
     keep_original (bool): Yield the original example before the copy.
