@@ -1,0 +1,78 @@
+"""Real-world file faults (issue #23): each bad file in, the exact error or
+the counted repair out."""
+import gzip
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from spacy_llm_ner.kb import KBFormatError, read_ctd
+
+CTD_HEADER = "# CTD test extract\n# Fields:\n# DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\tParentTreeNumbers\tSynonyms\tSlimMappings\n"
+# The columns of one real CTD line (SlimMappings present).
+CTD_FULL = ["Diabetes Mellitus, Type 2", "MESH:D003924", "DO:DOID:9352|OMIM:125853", "A subclass of diabetes.",
+            "MESH:D003920", "C18.452.394.750.149/C12345|C19.246.300", "C18.452.394.750|C19.246",
+            "NIDDM|Type 2 Diabetes", "Metabolic disease"]
+
+
+def write_ctd(path: Path, rows: List[List[str]]) -> Path:
+    path.write_text(CTD_HEADER + "".join("\t".join(r) + "\n" for r in rows), encoding="utf8")
+    return path
+
+
+def without(column: int) -> List[str]:
+    """CTD_FULL with one column lost (8 fields: looks like a line without SlimMappings)."""
+    return CTD_FULL[:column] + CTD_FULL[column + 1 :]
+
+
+# -- 1. CTD line missing a middle column ------------------------------------------
+
+
+def test_ctd_full_line_reads(tmp_path):
+    rec = list(read_ctd(write_ctd(tmp_path / "ctd.tsv", [CTD_FULL, ["Root", "MESH:C", "", "", "", "C", "", "", ""]])))
+    assert [r.id for r in rec] == ["MESH:D003924", "MESH:C"]
+    assert rec[0].aliases == ["NIDDM", "Type 2 Diabetes"] and rec[0].alt_ids == ["DO:DOID:9352", "OMIM:125853"]
+
+
+@pytest.mark.parametrize(
+    "lost,field,message",
+    [
+        (0, "DiseaseName", "looks like an id, not a name ('MESH:D003924')"),
+        (2, "AltDiseaseIDs", "not |-separated ids ('A subclass of diabetes.')"),
+        (3, "Definition", "holds ids ('MESH:D003920')"),
+        (4, "ParentIDs", "not |-separated ids ('C18.452.394.750.149/C12345|C19.246.300')"),
+        (5, "ParentTreeNumbers", "not |-separated tree numbers like C14.907 ('NIDDM|Type 2 Diabetes')"),
+    ],
+)
+def test_ctd_missing_middle_column(tmp_path, lost, field, message):
+    path = write_ctd(tmp_path / "ctd.tsv", [CTD_FULL, without(lost)])
+    with pytest.raises(KBFormatError) as info:
+        list(read_ctd(path))
+    assert str(info.value) == f"{path}, line 5, field '{field}': {message}; is a column missing?"
+
+
+def test_ctd_missing_column_with_empty_neighbours(tmp_path):
+    # AltDiseaseIDs and Definition both empty, then one of them lost: ParentIDs
+    # land in Definition.
+    row = CTD_FULL[:2] + ["", ""] + CTD_FULL[4:]
+    path = write_ctd(tmp_path / "ctd.tsv", [row[:2] + row[3:]])
+    with pytest.raises(KBFormatError, match=r"line 4, field 'Definition': holds ids \('MESH:D003920'\)"):
+        list(read_ctd(path))
+
+
+def test_ctd_bad_id_and_tree_skipped_and_counted(tmp_path):
+    bad_id = ["Tumor", "D2"] + [""] * 7
+    bad_tree = ["Tumor", "MESH:D2", "", "", "", "tree", "", "", ""]
+    path = write_ctd(tmp_path / "ctd.tsv", [CTD_FULL, bad_id, bad_tree])
+    with pytest.raises(KBFormatError, match=r"line 5, field 'DiseaseID': not an id like MESH:D003920"):
+        list(read_ctd(path))
+    with pytest.warns(UserWarning, match=r"skipped 2 bad record\(s\).*line 6, field 'TreeNumbers'"):
+        assert len(list(read_ctd(path, on_error="skip"))) == 1
+
+
+@pytest.mark.slow
+def test_real_ctd_still_loads():
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "kb" / "CTD_diseases.tsv.gz"
+    if not path.exists():
+        pytest.skip("no shared CTD file")
+    assert len(list(read_ctd(path))) == 11865
