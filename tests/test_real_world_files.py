@@ -5,8 +5,13 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import spacy
+from typer.testing import CliRunner
 
-from spacy_llm_ner.kb import KBFormatError, read_ctd
+from spacy_llm_ner.cli import app
+from spacy_llm_ner.corpora import convert, read_conll, read_jsonl, read_pubtator
+from spacy_llm_ner.kb import KBFormatError, read_csv, read_ctd
+from spacy_llm_ner.kb import read_jsonl as read_kb_jsonl
 
 CTD_HEADER = "# CTD test extract\n# Fields:\n# DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\tParentTreeNumbers\tSynonyms\tSlimMappings\n"
 # The columns of one real CTD line (SlimMappings present).
@@ -76,3 +81,67 @@ def test_real_ctd_still_loads():
     if not path.exists():
         pytest.skip("no shared CTD file")
     assert len(list(read_ctd(path))) == 11865
+
+
+# -- 2. Empty input -----------------------------------------------------------
+
+
+def flat(output: str) -> str:
+    """CLI output without whitespace (the terminal may wrap a long message anywhere)."""
+    return "".join(output.split())
+
+
+@pytest.mark.parametrize("name,text", [("a.txt", ""), ("b.txt", " \n\n\t\n"), ("c.jsonl", "\n\n")])
+def test_empty_corpus_is_an_error(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf8")
+    with pytest.raises(ValueError) as info:
+        convert(path, tmp_path / "out.spacy")
+    assert str(info.value) == f"{path}: no documents (the file is empty or holds only blank lines)"
+    assert not (tmp_path / "out.spacy").exists()
+
+
+@pytest.mark.parametrize("fmt", ["pubtator", "conll", "jsonl"])
+def test_empty_corpus_each_reader(tmp_path, fmt):
+    path = tmp_path / "empty.txt"
+    path.write_text("\n", encoding="utf8")
+    nlp = spacy.blank("en")
+    reader = {"pubtator": lambda: read_pubtator(path, nlp=nlp), "conll": lambda: read_conll(path, vocab=nlp.vocab),
+              "jsonl": lambda: read_jsonl(path, nlp=nlp)}[fmt]
+    with pytest.raises(ValueError, match="no documents"):
+        list(reader())
+
+
+def test_convert_cli_empty_exits_non_zero(tmp_path):
+    path = tmp_path / "empty.PubTator.txt"
+    path.write_text("\n \n", encoding="utf8")
+    result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path / "out.spacy")])
+    assert result.exit_code == 1
+    assert flat(f"{path}: no documents") in flat(result.output)
+
+
+@pytest.mark.parametrize(
+    "name,text,reader",
+    [
+        ("kb.jsonl", "", read_kb_jsonl),
+        ("kb2.jsonl", "\n  \n", read_kb_jsonl),
+        ("kb.csv", "id,name\n", read_csv),
+        ("CTD_diseases.tsv", CTD_HEADER, read_ctd),
+        ("CTD2.tsv", "", read_ctd),
+    ],
+)
+def test_empty_kb_is_an_error(tmp_path, name, text, reader):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf8")
+    with pytest.raises(KBFormatError) as info:
+        list(reader(path))
+    assert str(info.value) == f"{path}: no entities (the file is empty or holds no valid record)"
+
+
+def test_build_kb_cli_empty_exits_non_zero(tmp_path):
+    path = tmp_path / "CTD_diseases.tsv"
+    path.write_text(CTD_HEADER, encoding="utf8")
+    result = CliRunner().invoke(app, ["build-kb", str(path), str(tmp_path / "kb")])
+    assert result.exit_code == 1
+    assert flat(f"{path}: no entities") in flat(result.output)
+    assert not (tmp_path / "kb").exists()

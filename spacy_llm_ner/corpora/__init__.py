@@ -10,7 +10,9 @@ The readers stream ``Doc`` objects::
 Nothing is dropped silently: whatever a reader cannot keep (overlapping
 mentions, rejected Prodigy answers, relation lines) is counted in a
 ``ConvertStats`` and shown by the ``convert`` command. Malformed input raises
-``ValueError`` naming the file, the line number and the field.
+``ValueError`` naming the file, the line number and the field; a file that
+yields no document at all (empty or blank-only) raises ``ValueError`` naming
+the file.
 
 One module per format (`conll`, `pubtator`, `jsonl`); `offsets` builds Docs
 from character offsets for the last two, `formats` picks a reader and writes

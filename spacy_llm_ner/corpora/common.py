@@ -1,9 +1,10 @@
 """What every corpus reader shares: the mention tuple, the conversion counts
 and the error for malformed input."""
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Any, Callable, Iterator, Tuple, Union
 
 from spacy.tokens import Doc
 
@@ -65,3 +66,25 @@ def line_error(path: PathLike, line_no: int, field_name: str, problem: str) -> V
     RETURNS (ValueError): The error, to raise.
     """
     return ValueError(f"{path}, line {line_no}, {field_name}: {problem}")
+
+
+def require_docs(reader: Callable[..., Iterator[Doc]]) -> Callable[..., Iterator[Doc]]:
+    """Make a corpus reader raise when its file yields no Doc at all: an empty
+    or blank-only file is a failed download or a wrong path, and converting
+    it to "0 docs" with success would hide that until training.
+
+    reader (Callable[..., Iterator[Doc]]): A reader taking the path first.
+    RETURNS (Callable[..., Iterator[Doc]]): The same reader, raising
+        ValueError naming the file when it yields nothing.
+    """
+
+    @functools.wraps(reader)
+    def read(path: PathLike, *args: Any, **kwargs: Any) -> Iterator[Doc]:
+        n_docs = 0
+        for doc in reader(path, *args, **kwargs):
+            n_docs += 1
+            yield doc
+        if n_docs == 0:
+            raise ValueError(f"{path}: no documents (the file is empty or holds only blank lines)")
+
+    return read

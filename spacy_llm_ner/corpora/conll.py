@@ -6,7 +6,7 @@ from spacy.tokens import Doc
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
-from .common import ConvertStats, PathLike, line_error
+from .common import ConvertStats, PathLike, line_error, require_docs
 
 DOCSTART = "-DOCSTART-"
 # Accepted tag prefixes and their IOB equivalent (BIOES "E"/"S" = BILUO "L"/"U").
@@ -59,6 +59,7 @@ def _has_docstart(path: Path) -> bool:
         return any(line.lstrip().startswith(DOCSTART) for line in file_)
 
 
+@require_docs
 def read_conll(
     path: PathLike,
     *,

@@ -8,7 +8,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from .common import ConvertStats, Mention, PathLike, line_error
+from .common import ConvertStats, Mention, PathLike, line_error, require_docs
 from .offsets import check_range, doc_with_mentions
 
 
@@ -63,6 +63,7 @@ def _jsonl_mentions(record: Dict[str, Any], text: str, path: PathLike, line_no: 
     return mentions
 
 
+@require_docs
 def read_jsonl(
     path: PathLike,
     *,

@@ -7,7 +7,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from .common import ConvertStats, Mention, PathLike, line_error
+from .common import ConvertStats, Mention, PathLike, line_error, require_docs
 from .offsets import check_range, doc_with_mentions
 
 # A title or abstract line: PMID|t|text or PMID|a|text.
@@ -21,6 +21,7 @@ def _parse_offset(value: str, path: PathLike, line_no: int, field_name: str) -> 
         raise line_error(path, line_no, field_name, f"expected an integer offset, got {value!r}") from None
 
 
+@require_docs
 def read_pubtator(
     path: PathLike,
     *,

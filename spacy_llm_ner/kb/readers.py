@@ -25,19 +25,21 @@ ParentIDs, TreeNumbers, ParentTreeNumbers, Synonyms (``|``), SlimMappings.
 
 Every problem raises `KBFormatError` (a ValueError) naming the file, the line
 and the field; with ``on_error="skip"`` bad records are skipped instead and
-counted in one warning at the end. Id prefixes (``strip_prefix="MESH:"`` or
+counted in one warning at the end. A file that yields no record at all
+(empty, blank or header only) is a `KBFormatError` naming the file. Id prefixes (``strip_prefix="MESH:"`` or
 ``id_prefixes_to_strip=["MESH:", "OMIM:"]``) are removed from ids and
 alternative ids alike.
 """
 import codecs
 import csv
+import functools
 import gzip
 import json
 import re
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .records import EntityRecord, KBFormatError
 
@@ -94,6 +96,27 @@ class _Ids:
         return entity_id
 
 
+def _require_entities(reader: Callable[..., Iterator[EntityRecord]]) -> Callable[..., Iterator[EntityRecord]]:
+    """Make a KB reader raise when its file yields no record: an empty KB
+    built from an empty or truncated download would link nothing, silently.
+
+    reader (Callable[..., Iterator[EntityRecord]]): A reader taking the path first.
+    RETURNS (Callable[..., Iterator[EntityRecord]]): The same reader, raising
+        KBFormatError naming the file when it yields nothing.
+    """
+
+    @functools.wraps(reader)
+    def read(path: PathLike, *args: Any, **kwargs: Any) -> Iterator[EntityRecord]:
+        n_records = 0
+        for record in reader(path, *args, **kwargs):
+            n_records += 1
+            yield record
+        if n_records == 0:
+            raise KBFormatError("no entities (the file is empty or holds no valid record)", path=str(path))
+
+    return read
+
+
 def _lines(path: PathLike, errors: _Errors) -> Iterator[Tuple[int, str]]:
     """(line number, text) of a UTF-8 file, gzip or not, decoding strictly."""
     path = Path(path)
@@ -139,6 +162,7 @@ def _finish_record(
     return rec
 
 
+@_require_entities
 def read_jsonl(
     path: PathLike,
     *,
@@ -204,6 +228,7 @@ def _split(cell: str, sep: str = "|") -> List[str]:
     return [part.strip() for part in cell.split(sep) if part.strip()] if cell else []
 
 
+@_require_entities
 def read_csv(
     path: PathLike,
     *,
@@ -303,6 +328,7 @@ def _csv_record(cells: Dict[str, str], *, errors: _Errors, line: int) -> Optiona
     )
 
 
+@_require_entities
 def read_ctd(
     path: PathLike,
     *,
