@@ -1,6 +1,7 @@
 """Real-world file faults (issue #23): each bad file in, the exact error or
 the counted repair out."""
 import gzip
+import re
 from pathlib import Path
 from typing import List
 
@@ -145,3 +146,84 @@ def test_build_kb_cli_empty_exits_non_zero(tmp_path):
     assert result.exit_code == 1
     assert flat(f"{path}: no entities") in flat(result.output)
     assert not (tmp_path / "kb").exists()
+
+
+# -- 3. File cut inside its last line -----------------------------------------------
+
+CUT = "no final newline: the last line may be cut short (file truncated?)"
+PUBTATOR = "1|t|Lithium toxicity.\n1|a|Renal failure was seen.\n1\t0\t7\tLithium\tChemical\tD008094\n"
+
+
+def pubtator_docs(path: Path, **kwargs) -> list:
+    return list(read_pubtator(path, nlp=spacy.blank("en"), **kwargs))
+
+
+def test_pubtator_cut_last_line_warns(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_text(PUBTATOR + "1\t18\t31\tRenal failure\tDisease\tD011", encoding="utf8")
+    with pytest.warns(UserWarning) as record:
+        docs = pubtator_docs(path)
+    assert [str(w.message) for w in record] == [
+        f"{path}, line 4: {CUT}; read as it is (strict=True or --strict makes this an error)"
+    ]
+    assert [e.kb_id_ for e in docs[0].ents] == ["D008094", "D011"]  # kept as it is: the warning is the point
+
+
+def test_pubtator_cut_last_line_strict(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_text("1|t|Lithium toxicity.\n1|a|Renal failure was se", encoding="utf8")  # abstract cut
+    with pytest.raises(ValueError) as info:
+        pubtator_docs(path, strict=True)
+    assert str(info.value) == f"{path}, line 2, line: {CUT}"
+
+
+def test_pubtator_whole_file_no_warning(tmp_path, recwarn):
+    path = tmp_path / "ok.txt"
+    path.write_text(PUBTATOR, encoding="utf8")
+    assert len(pubtator_docs(path, strict=True)) == 1
+    assert not [w for w in recwarn if CUT in str(w.message)]
+
+
+def test_convert_cli_strict(tmp_path):
+    path = tmp_path / "cut.PubTator.txt"
+    path.write_text(PUBTATOR.rstrip("\n"), encoding="utf8")
+    out = tmp_path / "out.spacy"
+    result = CliRunner().invoke(app, ["convert", str(path), str(out)])
+    assert result.exit_code == 0 and flat(f"{path}, line 3: no final newline") in flat(result.output)
+    out.unlink()
+    result = CliRunner().invoke(app, ["convert", str(path), str(out), "--strict"])
+    assert result.exit_code == 1 and flat(f"{path}, line 3, line: {CUT}") in flat(result.output)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_kb_cut_last_line(tmp_path, gz):
+    text = CTD_HEADER + "\t".join(CTD_FULL) + "\n" + "Tumor\tMESH:D011"
+    data = text.encode("utf8")
+    path = tmp_path / ("ctd.tsv.gz" if gz else "ctd.tsv")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.warns(UserWarning, match=rf"^{re.escape(str(path))}, line 5: no final newline"):
+        with pytest.raises(KBFormatError, match="expected 9 tab-separated columns"):
+            list(read_ctd(path))
+    with pytest.raises(KBFormatError) as info:
+        list(read_ctd(path, strict=True))
+    assert str(info.value) == f"{path}, line 5: {CUT}"
+
+
+def test_kb_jsonl_cut_last_line_kept_with_warning(tmp_path):
+    path = tmp_path / "kb.jsonl"
+    path.write_text('{"id": "D1", "name": "Tumor"}\n{"id": "D011", "name": "Pain"}', encoding="utf8")
+    with pytest.warns(UserWarning, match=r"line 2: no final newline"):
+        assert [r.id for r in read_kb_jsonl(path)] == ["D1", "D011"]
+    with pytest.raises(KBFormatError, match=r"kb.jsonl, line 2: no final newline"):
+        list(read_kb_jsonl(path, strict=True))
+
+
+def test_build_kb_cli_strict(tmp_path):
+    path = tmp_path / "kb.csv"
+    path.write_text("id,name\nD1,Tumor\nD011,Pa", encoding="utf8")
+    result = CliRunner().invoke(app, ["build-kb", str(path), str(tmp_path / "kb")])
+    assert result.exit_code == 0 and flat(f"{path}, line 3: no final newline") in flat(result.output)
+    result = CliRunner().invoke(app, ["build-kb", str(path), str(tmp_path / "kb2"), "--strict"])
+    assert result.exit_code == 1 and flat(f"{path}, line 3: {CUT}") in flat(result.output)
+    assert not (tmp_path / "kb2").exists()

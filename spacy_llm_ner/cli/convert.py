@@ -1,5 +1,6 @@
 """`convert`: NER corpora (CoNLL IOB, PubTator, JSONL) to a ``.spacy`` DocBin.
 The readers live in `spacy_llm_ner.corpora` (re-exported here)."""
+import warnings
 from enum import Enum
 from pathlib import Path
 
@@ -58,13 +59,19 @@ def convert_cli(
     n_sents: int = typer.Option(
         10, "--n-sents", "-n", min=1, help="CoNLL sentences per doc without -DOCSTART-"
     ),
+    strict: bool = typer.Option(False, "--strict", help="PubTator: a file without a final newline (cut short?) is an error"),
 ) -> None:
     """Convert NER annotations (CoNLL IOB, PubTator, JSONL) to a .spacy DocBin."""
     try:
-        stats = convert(input_path, output_path, fmt=fmt.value, lang=lang, n_sents=n_sents)
+        # Reader warnings (a cut last line) shown with the summary.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stats = convert(input_path, output_path, fmt=fmt.value, lang=lang, n_sents=n_sents, strict=strict)
     except ValueError as err:
         msg.fail("Conversion failed")
         typer.echo(str(err), err=True)  # unwrapped: it names a file and line
         raise typer.Exit(1)
+    for warning in caught:
+        msg.warn(str(warning.message))
     msg.good(f"Wrote {output_path}")
     print_stats(stats)

@@ -1,5 +1,6 @@
 """`build-kb`: validate a knowledge-base file and save it as a LinkerKB folder."""
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -26,6 +27,7 @@ def build_kb_cli(
         help="A .spacy file whose gold-linked entities become aliases of their entity (repeatable)",
     ),
     alias_labels: List[str] = typer.Option([], "--alias-label", help="Only entities of this label (repeatable)"),
+    strict: bool = typer.Option(False, "--strict", help="A file without a final newline (cut short?) is an error"),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
     LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
@@ -33,9 +35,14 @@ def build_kb_cli(
     (the mention names the corpus uses but the dictionary lacks)."""
     start = time.perf_counter()
     try:
-        records = list(read_records(input_path, fmt=fmt, strip_prefix=strip_prefix))
+        # Reader warnings (skipped records, a cut last line) shown like the rest.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = list(read_records(input_path, fmt=fmt, strip_prefix=strip_prefix, strict=strict))
     except ValueError as err:
         msg.fail(str(err), exits=1)
+    for warning in caught:
+        msg.warn(str(warning.message))
     if aliases_from:
         mentions = read_linked_mentions(aliases_from, labels=alias_labels)
         records, stats = add_mention_aliases(records, mentions)

@@ -1,6 +1,7 @@
 """What every corpus reader shares: the mention tuple, the conversion counts
 and the error for malformed input."""
 import functools
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,3 +89,19 @@ def require_docs(reader: Callable[..., Iterator[Doc]]) -> Callable[..., Iterator
             raise ValueError(f"{path}: no documents (the file is empty or holds only blank lines)")
 
     return read
+
+
+def unterminated_last_line(path: PathLike, line_no: int, *, strict: bool) -> None:
+    """Report a last line without a final newline: the file may have been cut
+    inside it (an id cut from D011125 to D011, an abstract mid-sentence), and
+    nothing else would tell.
+
+    path (PathLike): The file.
+    line_no (int): The number of its last line.
+    strict (bool): Raise instead of warning.
+    RAISES (ValueError): With `strict`.
+    """
+    problem = "no final newline: the last line may be cut short (file truncated?)"
+    if strict:
+        raise line_error(path, line_no, "line", problem)
+    warnings.warn(f"{path}, line {line_no}: {problem}; read as it is (strict=True or --strict makes this an error)", stacklevel=3)

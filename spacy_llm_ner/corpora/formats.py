@@ -39,6 +39,7 @@ def read_docs(
     fmt: str = "auto",
     n_sents: int = 10,
     stats: Optional[ConvertStats] = None,
+    strict: bool = False,
 ) -> Iterator[Doc]:
     """Read Docs from a file in any supported format.
 
@@ -47,6 +48,7 @@ def read_docs(
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     stats (Optional[ConvertStats]): Updated with what is skipped or repaired.
+    strict (bool): PubTator: a missing final newline is an error, not a warning.
     YIELDS (Doc): The Docs.
     """
     if fmt not in FORMATS:
@@ -56,7 +58,7 @@ def read_docs(
     if fmt == "conll":
         return read_conll(input_path, vocab=nlp.vocab, n_sents=n_sents, stats=stats)
     if fmt == "pubtator":
-        return read_pubtator(input_path, nlp=nlp, stats=stats)
+        return read_pubtator(input_path, nlp=nlp, stats=stats, strict=strict)
     return read_jsonl(input_path, nlp=nlp, stats=stats)
 
 
@@ -67,6 +69,7 @@ def convert(
     fmt: str = "auto",
     lang: str = "en",
     n_sents: int = 10,
+    strict: bool = False,
 ) -> ConvertStats:
     """Convert an annotated file to a ``.spacy`` DocBin.
 
@@ -75,12 +78,13 @@ def convert(
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
     lang (str): Language code of the blank pipeline used for tokenization.
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
+    strict (bool): PubTator: a missing final newline is an error, not a warning.
     RETURNS (ConvertStats): Counts of what was written, skipped and repaired.
     """
     nlp = spacy.blank(lang)
     stats = ConvertStats()
     doc_bin = DocBin(attrs=["ORTH", "SPACY", "SENT_START", "ENT_IOB", "ENT_TYPE", "ENT_KB_ID"])
-    for doc in read_docs(input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats):
+    for doc in read_docs(input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats, strict=strict):
         doc_bin.add(doc)
         stats.add_doc(doc)
     output_path = Path(output_path)

@@ -7,7 +7,7 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from .common import ConvertStats, Mention, PathLike, line_error, require_docs
+from .common import ConvertStats, Mention, PathLike, line_error, require_docs, unterminated_last_line
 from .offsets import check_range, doc_with_mentions
 
 # A title or abstract line: PMID|t|text or PMID|a|text.
@@ -28,6 +28,7 @@ def read_pubtator(
     nlp: Language,
     sentences: bool = True,
     stats: Optional[ConvertStats] = None,
+    strict: bool = False,
 ) -> Iterator[Doc]:
     """Read a PubTator file (e.g. BioCreative V CDR).
 
@@ -48,6 +49,8 @@ def read_pubtator(
         (never inside an entity).
     stats (Optional[ConvertStats]): Updated with skipped lines and dropped
         overlapping mentions.
+    strict (bool): A last line without a final newline (a cut file) is an
+        error; otherwise a warning naming the file and line.
     YIELDS (Doc): One Doc per document.
     """
     path = Path(path)
@@ -84,8 +87,10 @@ def read_pubtator(
         pmid, title, abstract, raw_mentions = None, None, None, []
         return doc
 
+    line_no, terminated = 0, True
     with path.open(encoding="utf8") as file_:
         for line_no, line in enumerate(file_, start=1):
+            terminated = line.endswith("\n")
             line = line.rstrip("\r\n")
             if not line.strip():
                 doc = flush()
@@ -129,6 +134,9 @@ def read_pubtator(
                     f"found {len(fields)}",
                 )
             raw_mentions.append((fields, line_no))
+    if not terminated:
+        # Before the last document is built, so that strict mode keeps no part of it.
+        unterminated_last_line(path, line_no, strict=strict)
     doc = flush()
     if doc is not None:
         yield doc

@@ -90,6 +90,7 @@ def make_kb_loader(
     stages: List[str] = list(STAGES),
     entity_vector_length: int = 0,
     mmap: bool = True,
+    strict: bool = False,
 ) -> KBLoader:
     """A kb_loader for any KB the package reads: a LinkerKB folder (from
     `build-kb` or `to_disk`; memory-mapped, its own cascade settings) or a
@@ -100,10 +101,12 @@ def make_kb_loader(
     strip_prefix (Optional[str]): For files: id prefix to strip.
     top_k, stages, entity_vector_length: For files: see `LinkerKB`.
     mmap (bool): For folders: memory-map the KB.
+    strict (bool): For files: a last line without a final newline (a cut
+        file) is an error, not a warning.
     RETURNS (Callable[[Vocab], LinkerKB]): The loader.
     """
     options = _kb_options(top_k, stages, entity_vector_length)
-    return kb_loader_for(path, fmt=format, kb_options=options, mmap=mmap, strip_prefix=strip_prefix)
+    return kb_loader_for(path, fmt=format, kb_options=options, mmap=mmap, strip_prefix=strip_prefix, strict=strict)
 
 
 @registry.misc("spacy_llm_ner.load_kb_jsonl.v1")
@@ -113,6 +116,7 @@ def make_jsonl_kb_loader(
     strip_prefix: Optional[str] = None,
     id_prefixes_to_strip: List[str] = [],
     on_error: str = "raise",
+    strict: bool = False,
     ignore_unknown_fields: bool = False,
     top_k: int = 10,
     stages: List[str] = list(STAGES),
@@ -127,7 +131,7 @@ def make_jsonl_kb_loader(
     return kb_loader_for(
         path, fmt="jsonl", kb_options=_kb_options(top_k, stages, entity_vector_length),
         strip_prefix=strip_prefix, id_prefixes_to_strip=id_prefixes_to_strip, on_error=on_error,
-        ignore_unknown_fields=ignore_unknown_fields,
+        ignore_unknown_fields=ignore_unknown_fields, strict=strict,
     )
 
 
@@ -139,6 +143,7 @@ def make_csv_kb_loader(
     strip_prefix: Optional[str] = None,
     id_prefixes_to_strip: List[str] = [],
     on_error: str = "raise",
+    strict: bool = False,
     top_k: int = 10,
     stages: List[str] = list(STAGES),
     entity_vector_length: int = 0,
@@ -153,7 +158,7 @@ def make_csv_kb_loader(
     return kb_loader_for(
         path, fmt="csv", kb_options=_kb_options(top_k, stages, entity_vector_length),
         delimiter=delimiter, strip_prefix=strip_prefix, id_prefixes_to_strip=id_prefixes_to_strip,
-        on_error=on_error,
+        on_error=on_error, strict=strict,
     )
 
 
@@ -165,6 +170,7 @@ def make_ctd_kb_loader(
     id_prefixes_to_strip: List[str] = [],
     entity_type: str = "Disease",
     on_error: str = "raise",
+    strict: bool = False,
     top_k: int = 10,
     stages: List[str] = list(STAGES),
     entity_vector_length: int = 0,
@@ -180,7 +186,7 @@ def make_ctd_kb_loader(
     return kb_loader_for(
         path, fmt="ctd", kb_options=_kb_options(top_k, stages, entity_vector_length),
         strip_prefix=strip_prefix, id_prefixes_to_strip=id_prefixes_to_strip, entity_type=entity_type,
-        on_error=on_error,
+        on_error=on_error, strict=strict,
     )
 
 

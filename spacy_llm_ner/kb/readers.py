@@ -60,11 +60,12 @@ CTD_TREE = re.compile(r"[A-Z](?:\d{2}(?:\.\d{3})*)?(?:/[A-Z]?\d+)*")
 class _Errors:
     """Raise, or count and skip, per `on_error`."""
 
-    def __init__(self, path: PathLike, on_error: str) -> None:
+    def __init__(self, path: PathLike, on_error: str, strict: bool = False) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip' (got {on_error!r})")
         self.path = str(path)
         self.on_error = on_error
+        self.strict = strict
         self.skipped = 0
         self.shown: List[str] = []
 
@@ -118,29 +119,55 @@ def _require_entities(reader: Callable[..., Iterator[EntityRecord]]) -> Callable
 
 
 def _lines(path: PathLike, errors: _Errors) -> Iterator[Tuple[int, str]]:
-    """(line number, text) of a UTF-8 file, gzip or not, decoding strictly."""
+    """(line number, text) of a UTF-8 file, gzip or not, decoding strictly.
+    A last line without a final newline (a download cut off mid-line, e.g.
+    an id cut from D011125 to D011) is warned about, or with
+    `errors.strict` raised before that line is read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"knowledge-base file not found: {path}")
     with path.open("rb") as f:
         is_gzip = f.read(2) == b"\x1f\x8b"
     number = 0
+    last: Optional[bytes] = None
     try:
         with (gzip.open(path, "rb") if is_gzip else path.open("rb")) as f:
+            # One line behind, so that a cut last line is known before it is read.
             for number, raw in enumerate(f, start=1):
-                if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                    # Excel and Notepad write one; left in, it becomes part
-                    # of the first column name or the first entity's name.
-                    raw = raw[len(codecs.BOM_UTF8) :]
-                try:
-                    yield number, raw.decode("utf8")
-                except UnicodeDecodeError as e:
-                    errors(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})", line=number)
+                if last is not None:
+                    yield from _decoded(number - 1, last, errors)
+                last = raw
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         # Not skippable: the rest of the file is gone.
         raise KBFormatError(
             f"truncated or corrupt gzip file after line {number} ({e})", path=str(path), line=number + 1
         ) from e
+    if last is None:
+        return
+    if not last.endswith(b"\n"):
+        _unterminated(errors, number)
+    yield from _decoded(number, last, errors)
+
+
+def _unterminated(errors: _Errors, number: int) -> None:
+    """Warn (or with `errors.strict` raise) that line `number`, the last,
+    has no final newline and so may be cut short."""
+    problem = "no final newline: the last line may be cut short (file truncated?)"
+    if errors.strict:
+        raise KBFormatError(problem, path=errors.path, line=number)
+    warnings.warn(f"{errors.path}, line {number}: {problem}; read as it is (strict=True or --strict makes this an error)", stacklevel=4)
+
+
+def _decoded(number: int, raw: bytes, errors: _Errors) -> Iterator[Tuple[int, str]]:
+    """(number, text) of one raw line, or nothing if it is not UTF-8 (reported)."""
+    if number == 1 and raw.startswith(codecs.BOM_UTF8):
+        # Excel and Notepad write one; left in, it becomes part
+        # of the first column name or the first entity's name.
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        yield number, raw.decode("utf8")
+    except UnicodeDecodeError as e:
+        errors(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})", line=number)
 
 
 def _finish_record(
@@ -170,6 +197,7 @@ def read_jsonl(
     id_prefixes_to_strip: Sequence[str] = (),
     on_error: str = "raise",
     ignore_unknown_fields: bool = False,
+    strict: bool = False,
 ) -> Iterator[EntityRecord]:
     """Stream records from a JSONL file (schema in the module docstring).
 
@@ -177,10 +205,11 @@ def read_jsonl(
     strip_prefix (Optional[str]): Id prefix to remove, e.g. "MESH:".
     id_prefixes_to_strip (Sequence[str]): More prefixes to remove.
     on_error (str): "raise" (default) or "skip" (counted in a warning).
+    strict (bool): A last line without a final newline is an error, not a warning.
     ignore_unknown_fields (bool): Accept fields outside the schema.
     YIELDS (EntityRecord): Validated records.
     """
-    errors, ids = _Errors(path, on_error), _Ids(strip_prefix, id_prefixes_to_strip)
+    errors, ids = _Errors(path, on_error, strict), _Ids(strip_prefix, id_prefixes_to_strip)
     for number, text in _lines(path, errors):
         if not text.strip():
             continue
@@ -236,6 +265,7 @@ def read_csv(
     strip_prefix: Optional[str] = None,
     id_prefixes_to_strip: Sequence[str] = (),
     on_error: str = "raise",
+    strict: bool = False,
 ) -> Iterator[EntityRecord]:
     """Stream records from a CSV/TSV file with a header row.
 
@@ -244,9 +274,10 @@ def read_csv(
     strip_prefix (Optional[str]): Id prefix to remove.
     id_prefixes_to_strip (Sequence[str]): More prefixes to remove.
     on_error (str): "raise" or "skip".
+    strict (bool): A last line without a final newline is an error, not a warning.
     YIELDS (EntityRecord): Validated records.
     """
-    errors, ids = _Errors(path, on_error), _Ids(strip_prefix, id_prefixes_to_strip)
+    errors, ids = _Errors(path, on_error, strict), _Ids(strip_prefix, id_prefixes_to_strip)
     lines = _NumberedLines(path, errors)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     header = _csv_header(reader, path)
@@ -336,6 +367,7 @@ def read_ctd(
     id_prefixes_to_strip: Sequence[str] = (),
     entity_type: str = "Disease",
     on_error: str = "raise",
+    strict: bool = False,
 ) -> Iterator[EntityRecord]:
     """Stream records from CTD's MEDIC disease vocabulary.
 
@@ -344,10 +376,11 @@ def read_ctd(
     id_prefixes_to_strip (Sequence[str]): More prefixes to remove.
     entity_type (str): The `type` given to every record.
     on_error (str): "raise" or "skip".
+    strict (bool): A last line without a final newline is an error, not a warning.
     YIELDS (EntityRecord): One per disease; AltDiseaseIDs become `alt_ids`,
         Definition the description, Synonyms the aliases.
     """
-    errors, ids = _Errors(path, on_error), _Ids(strip_prefix, id_prefixes_to_strip)
+    errors, ids = _Errors(path, on_error, strict), _Ids(strip_prefix, id_prefixes_to_strip)
     for number, text in _lines(path, errors):
         if text.startswith("#") or not text.strip():
             continue
