@@ -6,7 +6,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_KB_ID, ENT_TYPE, SENT_START
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
 
@@ -24,6 +24,38 @@ from .augment_common import (
 # Distinct names remembered per label from the data, so that streaming a large
 # corpus through the swap augmenter does not grow memory without bound.
 MAX_SEEN_NAMES = 50_000
+
+
+def _name_rows(
+    vocab: Vocab, ent: Span, name_tokens: Doc, kb_id: str, first: numpy.ndarray, col: Dict[int, int]
+) -> List[Tuple[str, bool, numpy.ndarray]]:
+    """The tokens of a replacement name, with the annotation rows that make
+    them the entity (tag, POS, lemma ... missing).
+
+    vocab (Vocab): Stores the kb_id string.
+    ent (Span): The replaced entity mention.
+    name_tokens (Doc): The new name, tokenized.
+    kb_id (str): The new kb_id, or "" for none.
+    first (numpy.ndarray): The annotation row of the mention's first token.
+    col (Dict[int, int]): Attribute -> its column in the rows.
+    RETURNS (List[Tuple[str, bool, numpy.ndarray]]): (text, trailing space,
+        row) per token.
+    """
+    out = []
+    for k, token in enumerate(name_tokens):
+        row = numpy.zeros(len(col), dtype="uint64")  # missing tag, POS, lemma ...
+        if k == 0:
+            row[col[SENT_START]] = first[col[SENT_START]]
+        elif first[col[SENT_START]] != 0:
+            row[col[SENT_START]] = _NOT_SENT_START
+        row[col[ENT_IOB]] = _IOB_BEGIN if k == 0 else _IOB_INSIDE
+        row[col[ENT_TYPE]] = ent.label
+        row[col[ENT_KB_ID]] = vocab.strings.add(kb_id) if kb_id else 0
+        row[col[ENT_ID]] = first[col[ENT_ID]]
+        last = k == len(name_tokens) - 1
+        space = bool(ent.doc[ent.end - 1].whitespace_) if last else bool(token.whitespace_)
+        out.append((token.text, space, row))
+    return out
 
 
 class EntitySwapAugmenter:
@@ -166,20 +198,9 @@ class EntitySwapAugmenter:
             name, kb_id = choice  # type: ignore[misc]
             relink[(ent.start, ent.end, ent.label_)] = kb_id
             boundaries[ent.start] = len(words)
-            first = old[ent.start]
-            for k, token in enumerate(name_tokens):
-                row = numpy.zeros(len(attrs), dtype="uint64")  # missing tag, POS, lemma ...
-                if k == 0:
-                    row[col[SENT_START]] = first[col[SENT_START]]
-                elif first[col[SENT_START]] != 0:
-                    row[col[SENT_START]] = _NOT_SENT_START
-                row[col[ENT_IOB]] = _IOB_BEGIN if k == 0 else _IOB_INSIDE
-                row[col[ENT_TYPE]] = ent.label
-                row[col[ENT_KB_ID]] = nlp.vocab.strings.add(kb_id) if kb_id else 0
-                row[col[ENT_ID]] = first[col[ENT_ID]]
-                words.append(token.text)
-                last = k == len(name_tokens) - 1
-                spaces.append(bool(ref[ent.end - 1].whitespace_) if last else bool(token.whitespace_))
+            for word, space, row in _name_rows(nlp.vocab, ent, name_tokens, kb_id, old[ent.start], col):
+                words.append(word)
+                spaces.append(space)
                 rows.append(row)
         for i in range(position, len(ref)):
             keep(i)
