@@ -1,10 +1,8 @@
 """The `transformer_ner` component: token classification over a shared
 backbone with softmax or BIO-constrained CRF decoding and per-entity
 confidences."""
-import warnings
-from contextlib import contextmanager
 from itertools import islice
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.kb import KnowledgeBase
@@ -17,19 +15,32 @@ from thinc.api import Config, Model, Optimizer
 
 from ..ml.optim import finish_update_with_head_scale
 from ..ml.decoders import CONFIDENCES, DECODERS, Decoded, Decoder, make_decoder
-from ..kb.knowledge_base import LinkerKB
-from ..training.weak import LABELS_KEY, OPEN_SPAN_KEYS
-from ..ml.features import GAZETTEER, fill_gazetteer
 from ..ml.models import TagScores
 from ..ml.tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
 from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
+from .ner_support import (
+    CONFIDENCE_ATTR,
+    INFERENCE_SETTINGS,
+    check_choice,
+    choose_labels,
+    configured_settings,
+    init_gazetteer,
+    open_tag_mask,
+    register_confidence_extension,
+)
+
+__all__ = [
+    "CONFIDENCE_ATTR",
+    "DEFAULT_SPANS_KEY",
+    "ENTS_MODES",
+    "INFERENCE_SETTINGS",
+    "TransformerNER",
+    "make_transformer_ner",
+]
 
 ENTS_MODES = ("respect", "overwrite")
 DEFAULT_SPANS_KEY = "transformer_ner"
-CONFIDENCE_ATTR = "ner_confidence"
-# Settings that shape inference only: a config override wins over the saved cfg.
-INFERENCE_SETTINGS = ("threshold", "confidence", "ents_mode", "spans_key", "abbreviations")
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -132,14 +143,6 @@ def make_transformer_ner(
     )
 
 
-def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"[transformer_ner] Unknown {option} {value!r}: expected one of "
-            f"{', '.join(repr(c) for c in choices)}."
-        )
-
-
 class TransformerNER(TrainablePipe):
     """Named-entity recognition as constrained token classification."""
 
@@ -160,11 +163,11 @@ class TransformerNER(TrainablePipe):
         abbreviations: str = "none",
         scorer: Optional[Callable] = None,
     ) -> None:
-        _check_choice("decoder", decoder, DECODERS)
-        _check_choice("scheme", scheme, SCHEMES)
-        _check_choice("confidence", confidence, CONFIDENCES)
-        _check_choice("ents_mode", ents_mode, ENTS_MODES)
-        _check_choice("abbreviations", abbreviations, ABBREVIATION_MODES)
+        check_choice("decoder", decoder, DECODERS)
+        check_choice("scheme", scheme, SCHEMES)
+        check_choice("confidence", confidence, CONFIDENCES)
+        check_choice("ents_mode", ents_mode, ENTS_MODES)
+        check_choice("abbreviations", abbreviations, ABBREVIATION_MODES)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"[transformer_ner] threshold must be in [0, 1], got {threshold}.")
         if head_lr_scale <= 0:
@@ -187,7 +190,7 @@ class TransformerNER(TrainablePipe):
             "distill_weight": distill_weight,
             "abbreviations": abbreviations,
         }
-        _register_extension()
+        register_confidence_extension()
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -243,23 +246,12 @@ class TransformerNER(TrainablePipe):
             is saved with the pipeline.
         """
         validate_get_examples(get_examples, "TransformerNER.initialize")
-        self._init_gazetteer(gazetteer, nlp)
+        init_gazetteer(self.model, self.vocab, self.name, gazetteer, nlp)
         data_labels = set()
         for example in get_examples():
             data_labels.update(ent.label_ for ent in example.reference.ents)
-        if labels is not None:
-            unknown = sorted(data_labels - set(labels))
-            if unknown:
-                raise ValueError(
-                    f"[transformer_ner] The training data has entity labels {unknown} "
-                    f"that are not in the configured labels {list(labels)} of '{self.name}'. Add them to "
-                    f"[initialize.components.{self.name}] labels, or leave labels out to take them from the data."
-                )
-            chosen = list(labels)
-        else:
-            chosen = sorted(data_labels)
         self.cfg["labels"] = []
-        for label in chosen:
+        for label in choose_labels(data_labels, labels, self.name):
             self.add_label(label)
         if not self.labels:
             raise ValueError(
@@ -271,37 +263,6 @@ class TransformerNER(TrainablePipe):
             self.model.get_ref(ref).set_dim("nO", n_tags)
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample)
-
-    def _init_gazetteer(self, loader: Optional[Callable[[Vocab], KnowledgeBase]], nlp: Optional[Language]) -> None:
-        layers = [node for node in self.model.walk() if node.name == GAZETTEER]
-        if loader is None:
-            if layers:
-                warnings.warn(
-                    f"[transformer_ner] '{self.name}' has gazetteer features but no gazetteer KB: set "
-                    f"[initialize.components.{self.name}.gazetteer] (e.g. spacy_llm_ner.load_kb.v1); "
-                    "the features stay zero."
-                )
-            return
-        if not layers:
-            raise ValueError(
-                f"[transformer_ner] A gazetteer KB was given to '{self.name}', but its model has no gazetteer "
-                "layer: use spacy_llm_ner.FeatureTok2Vec.v1 with gazetteer = true as its tok2vec."
-            )
-        kb = loader(self.vocab)
-        if not isinstance(kb, LinkerKB):
-            raise ValueError(
-                f"[transformer_ner] The gazetteer loader returned a {type(kb).__name__}; it needs a "
-                "spacy_llm_ner LinkerKB (spacy_llm_ner.load_kb.v1, for a KB file or a LinkerKB folder)."
-            )
-        make_doc = nlp.make_doc if nlp is not None else Language(self.vocab).make_doc
-        names = [(name, rec.type) for rec in map(kb.entity, kb.entity_ids) for name in rec.all_names()]
-        for layer in layers:
-            counts = fill_gazetteer(layer, names, make_doc=make_doc)
-            if not counts:
-                raise ValueError(
-                    f"[transformer_ner] The gazetteer KB has no names of the types {layer.attrs['types']} "
-                    "(records need a `type`)."
-                )
 
     def _allowed(self, doc: Doc) -> Optional[numpy.ndarray]:
         if self.cfg["ents_mode"] != "respect" or not doc.ents:
@@ -368,7 +329,7 @@ class TransformerNER(TrainablePipe):
         validate_examples(examples, "TransformerNER.get_loss")
         tagset = self.tagset
         gold = [tagset.from_biluo(eg.get_aligned_ner()) for eg in examples]
-        open_tags = [_open_tags(eg, tagset) for eg in examples]
+        open_tags = [open_tag_mask(eg, tagset) for eg in examples]
         loss, d_scores = self.decoder.get_loss(scores, gold, open_tags=open_tags)
         weight = self.cfg.get("distill_weight", 1.0)
         targets = [soft_targets(eg, tagset.tags) for eg in examples] if weight > 0 else []
@@ -418,7 +379,7 @@ class TransformerNER(TrainablePipe):
         exclude (Iterable[str]): Fields to leave out.
         RETURNS (TransformerNER): The component.
         """
-        with _configured_settings(self):
+        with configured_settings(self):
             super().from_bytes(bytes_data, exclude=exclude)
         return self
 
@@ -429,7 +390,7 @@ class TransformerNER(TrainablePipe):
         exclude (Iterable[str]): Fields to leave out.
         RETURNS (TransformerNER): The component.
         """
-        with _configured_settings(self):
+        with configured_settings(self):
             super().from_disk(path, exclude=exclude)
         return self
 
@@ -441,52 +402,3 @@ class TransformerNER(TrainablePipe):
         sgd (Optimizer): The optimizer.
         """
         finish_update_with_head_scale(self.model, sgd, head_lr_scale=self.cfg.get("head_lr_scale", 1.0))
-
-
-@contextmanager
-def _configured_settings(pipe: TransformerNER) -> Iterator[None]:
-    # The saved cfg restores the labels; settings that only shape inference
-    # come from the config, so `spacy.load(path, config=...)` can change them
-    # (spaCy writes the same values to config.cfg, so a plain load is as saved).
-    settings = {key: pipe.cfg[key] for key in INFERENCE_SETTINGS if key in pipe.cfg}
-    try:
-        yield
-    finally:
-        pipe.cfg.update(settings)
-
-
-def _open_tags(example: Example, tagset: TagSet) -> Optional[numpy.ndarray]:
-    """The tags a missing token of the example may take: on a doc weakly
-    labelled with partial labels, none of the labeller's labels (its matches
-    are all it would have labelled) except on its stop-listed hits and open
-    words, which stay fully open; else any (None).
-
-    RETURNS (Optional[ndarray]): None, or (n_tokens, n_tags) booleans over
-        the predicted doc's tokens.
-    """
-    reference = example.reference
-    weak_labels = reference.user_data.get(LABELS_KEY)
-    if not weak_labels:
-        return None
-    rows = numpy.tile(tagset.tags_without(weak_labels), (len(example.predicted), 1))
-    for key in OPEN_SPAN_KEYS:
-        if key in reference.spans and len(reference.spans[key]):
-            for span in example.get_aligned_spans_y2x(reference.spans[key], allow_overlap=True):
-                rows[span.start : span.end] = True
-    return rows
-
-
-def _span_confidence(span: Span) -> Optional[float]:
-    for group in span.doc.spans.values():
-        if group.attrs.get("component") != "transformer_ner":
-            continue
-        for candidate, score in zip(group, group.attrs.get("scores", [])):
-            if (candidate.start, candidate.end, candidate.label) == (span.start, span.end, span.label):
-                return score
-    return None
-
-
-def _register_extension() -> None:
-    if not Span.has_extension(CONFIDENCE_ATTR):
-        Span.set_extension(CONFIDENCE_ATTR, getter=_span_confidence)
-
