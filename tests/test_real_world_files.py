@@ -10,7 +10,7 @@ import spacy
 from typer.testing import CliRunner
 
 from spacy_llm_ner.cli import app
-from spacy_llm_ner.corpora import convert, read_conll, read_jsonl, read_pubtator
+from spacy_llm_ner.corpora import ConvertStats, convert, read_conll, read_jsonl, read_pubtator
 from spacy_llm_ner.kb import KBFormatError, read_csv, read_ctd
 from spacy_llm_ner.kb import read_jsonl as read_kb_jsonl
 
@@ -227,3 +227,41 @@ def test_build_kb_cli_strict(tmp_path):
     result = CliRunner().invoke(app, ["build-kb", str(path), str(tmp_path / "kb2"), "--strict"])
     assert result.exit_code == 1 and flat(f"{path}, line 3: {CUT}") in flat(result.output)
     assert not (tmp_path / "kb2").exists()
+
+
+# -- 4. Duplicate PubTator documents ------------------------------------------------
+
+TWO = "2|t|Fever.\n2|a|\n2\t0\t5\tFever\tDisease\tD005334\n"
+
+
+def test_pubtator_duplicate_first_kept(tmp_path):
+    path = tmp_path / "dup.txt"
+    path.write_text(PUBTATOR + "\n" + TWO + "\n" + PUBTATOR.replace("toxicity", "poisoning"), encoding="utf8")
+    stats = ConvertStats()
+    with pytest.warns(UserWarning) as record:
+        docs = pubtator_docs(path, stats=stats)
+    assert [d.text for d in docs] == ["Lithium toxicity. Renal failure was seen.", "Fever. "]
+    assert stats.skipped == {"duplicate documents (same PMID, first kept)": 1}
+    assert [str(w.message) for w in record] == [
+        f"{path}: 1 duplicate document(s) left out, the first of each kept: 1 (line 9, first on line 1)"
+    ]
+
+
+def test_pubtator_keep_duplicates(tmp_path):
+    path = tmp_path / "dup.txt"
+    path.write_text(PUBTATOR + PUBTATOR, encoding="utf8")  # no blank line between them either
+    stats = ConvertStats()
+    with pytest.warns(UserWarning, match=r"1 duplicate document\(s\) kept \(keep_duplicates\): 1 \(line 4"):
+        docs = pubtator_docs(path, stats=stats, keep_duplicates=True)
+    assert len(docs) == 2 and not stats.skipped
+
+
+def test_convert_cli_duplicates(tmp_path):
+    path = tmp_path / "dup.PubTator.txt"
+    path.write_text(PUBTATOR + "\n" + PUBTATOR, encoding="utf8")
+    result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path / "a.spacy")])
+    assert result.exit_code == 0
+    assert "1 docs" in result.output and "Not kept: 1 duplicate documents (same PMID, first kept)" in result.output
+    assert flat("1 (line 5, first on line 1)") in flat(result.output)
+    result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path / "b.spacy"), "--keep-duplicates"])
+    assert result.exit_code == 0 and "2 docs" in result.output

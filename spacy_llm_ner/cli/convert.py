@@ -60,13 +60,19 @@ def convert_cli(
         10, "--n-sents", "-n", min=1, help="CoNLL sentences per doc without -DOCSTART-"
     ),
     strict: bool = typer.Option(False, "--strict", help="PubTator: a file without a final newline (cut short?) is an error"),
+    keep_duplicates: bool = typer.Option(
+        False, "--keep-duplicates", help="PubTator: keep every document with an already seen PMID (default: the first only)"
+    ),
 ) -> None:
     """Convert NER annotations (CoNLL IOB, PubTator, JSONL) to a .spacy DocBin."""
     try:
         # Reader warnings (a cut last line) shown with the summary.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stats = convert(input_path, output_path, fmt=fmt.value, lang=lang, n_sents=n_sents, strict=strict)
+            stats = convert(
+                input_path, output_path, fmt=fmt.value, lang=lang, n_sents=n_sents, strict=strict,
+                keep_duplicates=keep_duplicates,
+            )
     except ValueError as err:
         msg.fail("Conversion failed")
         typer.echo(str(err), err=True)  # unwrapped: it names a file and line

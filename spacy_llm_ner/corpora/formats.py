@@ -40,6 +40,7 @@ def read_docs(
     n_sents: int = 10,
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
+    keep_duplicates: bool = False,
 ) -> Iterator[Doc]:
     """Read Docs from a file in any supported format.
 
@@ -49,6 +50,8 @@ def read_docs(
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     stats (Optional[ConvertStats]): Updated with what is skipped or repaired.
     strict (bool): PubTator: a missing final newline is an error, not a warning.
+    keep_duplicates (bool): PubTator: keep a document whose PMID was seen
+        before (default: only the first; counted and warned either way).
     YIELDS (Doc): The Docs.
     """
     if fmt not in FORMATS:
@@ -58,7 +61,7 @@ def read_docs(
     if fmt == "conll":
         return read_conll(input_path, vocab=nlp.vocab, n_sents=n_sents, stats=stats)
     if fmt == "pubtator":
-        return read_pubtator(input_path, nlp=nlp, stats=stats, strict=strict)
+        return read_pubtator(input_path, nlp=nlp, stats=stats, strict=strict, keep_duplicates=keep_duplicates)
     return read_jsonl(input_path, nlp=nlp, stats=stats)
 
 
@@ -70,6 +73,7 @@ def convert(
     lang: str = "en",
     n_sents: int = 10,
     strict: bool = False,
+    keep_duplicates: bool = False,
 ) -> ConvertStats:
     """Convert an annotated file to a ``.spacy`` DocBin.
 
@@ -79,12 +83,16 @@ def convert(
     lang (str): Language code of the blank pipeline used for tokenization.
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     strict (bool): PubTator: a missing final newline is an error, not a warning.
+    keep_duplicates (bool): PubTator: keep a document whose PMID was seen
+        before (default: only the first; counted and warned either way).
     RETURNS (ConvertStats): Counts of what was written, skipped and repaired.
     """
     nlp = spacy.blank(lang)
     stats = ConvertStats()
     doc_bin = DocBin(attrs=["ORTH", "SPACY", "SENT_START", "ENT_IOB", "ENT_TYPE", "ENT_KB_ID"])
-    for doc in read_docs(input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats, strict=strict):
+    for doc in read_docs(
+        input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats, strict=strict, keep_duplicates=keep_duplicates
+    ):
         doc_bin.add(doc)
         stats.add_doc(doc)
     output_path = Path(output_path)

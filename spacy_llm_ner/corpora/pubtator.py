@@ -1,7 +1,8 @@
 """PubTator files (e.g. BioCreative V CDR) as spaCy Docs."""
 import re
+import warnings
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 from spacy.pipeline import Sentencizer
@@ -29,6 +30,7 @@ def read_pubtator(
     sentences: bool = True,
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
+    keep_duplicates: bool = False,
 ) -> Iterator[Doc]:
     """Read a PubTator file (e.g. BioCreative V CDR).
 
@@ -51,6 +53,9 @@ def read_pubtator(
         overlapping mentions.
     strict (bool): A last line without a final newline (a cut file) is an
         error; otherwise a warning naming the file and line.
+    keep_duplicates (bool): Keep every document whose PMID was seen before;
+        by default only the first is kept (the others are counted in
+        `stats` and named in a warning either way).
     YIELDS (Doc): One Doc per document.
     """
     path = Path(path)
@@ -60,11 +65,23 @@ def read_pubtator(
     abstract: Optional[str] = None
     raw_mentions: List[Tuple[List[str], int]] = []
     start_line = 0
+    first_line: Dict[str, int] = {}  # PMID -> line of its first document
+    duplicates: List[str] = []
 
     def flush() -> Optional[Doc]:
         nonlocal pmid, title, abstract, raw_mentions
         if pmid is None:
             return None
+        if pmid in first_line:
+            # A concatenated or re-exported file: the same document twice
+            # would be trained on twice, or leak between splits.
+            duplicates.append(f"{pmid} (line {start_line}, first on line {first_line[pmid]})")
+            if not keep_duplicates:
+                if stats is not None:
+                    stats.skipped["duplicate documents (same PMID, first kept)"] += 1
+                pmid, title, abstract, raw_mentions = None, None, None, []
+                return None
+        first_line.setdefault(pmid, start_line)
         if title is None:
             raise line_error(path, start_line, "title", f"document {pmid} has no 'PMID|t|' title line")
         text = title if abstract is None else f"{title} {abstract}"
@@ -140,3 +157,16 @@ def read_pubtator(
     doc = flush()
     if doc is not None:
         yield doc
+    if duplicates:
+        _warn_duplicates(path, duplicates, kept=keep_duplicates)
+
+
+def _warn_duplicates(path: PathLike, duplicates: List[str], *, kept: bool) -> None:
+    """One warning naming the documents whose PMID was seen before.
+
+    path (PathLike): The file. duplicates (List[str]): "PMID (line ...)" each.
+    kept (bool): Whether they were kept.
+    """
+    shown = ", ".join(duplicates[:10]) + (f", ... ({len(duplicates) - 10} more)" if len(duplicates) > 10 else "")
+    what = "kept (keep_duplicates)" if kept else "left out, the first of each kept"
+    warnings.warn(f"{path}: {len(duplicates)} duplicate document(s) {what}: {shown}", stacklevel=3)
