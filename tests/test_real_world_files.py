@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.corpora import ConvertStats, convert, read_conll, read_jsonl, read_pubtator
-from spacy_llm_ner.kb import KBFormatError, read_csv, read_ctd
+from spacy_llm_ner.kb import EntityRecord, KBFormatError, read_csv, read_ctd
+from spacy_llm_ner.kb.mentions import add_mention_aliases
 from spacy_llm_ner.kb import read_jsonl as read_kb_jsonl
 
 CTD_HEADER = "# CTD test extract\n# Fields:\n# DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\tParentTreeNumbers\tSynonyms\tSlimMappings\n"
@@ -265,3 +266,39 @@ def test_convert_cli_duplicates(tmp_path):
     assert flat("1 (line 5, first on line 1)") in flat(result.output)
     result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path / "b.spacy"), "--keep-duplicates"])
     assert result.exit_code == 0 and "2 docs" in result.output
+
+
+# -- 5. Mention text with stray whitespace; "+" composite ids --------------------------
+
+
+def test_pubtator_mention_stray_whitespace_repaired(tmp_path):
+    path = tmp_path / "ws.txt"
+    # Two trailing spaces in the mention column; then offsets that take in the space before "Renal".
+    path.write_text(PUBTATOR.replace("\tLithium\t", "\tLithium  \t") + "1\t17\t31\tRenal failure\tDisease\tD051437\n",
+                    encoding="utf8")
+    stats = ConvertStats()
+    docs = pubtator_docs(path, stats=stats)
+    assert [(e.text, e.kb_id_) for e in docs[0].ents] == [("Lithium", "D008094"), ("Renal failure", "D051437")]
+    assert stats.repaired == {"mentions with stray whitespace": 2}
+
+
+def test_pubtator_mention_other_difference_still_an_error(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text(PUBTATOR.replace("\tLithium\t", "\tLithiu m\t"), encoding="utf8")
+    with pytest.raises(ValueError, match=r"line 3, column 4 \(mention\): 'Lithiu m' does not match"):
+        pubtator_docs(path)
+
+
+def test_convert_cli_reports_whitespace_repairs(tmp_path):
+    path = tmp_path / "ws.PubTator.txt"
+    path.write_text(PUBTATOR.replace("\tLithium\t", "\t Lithium  \t"), encoding="utf8")
+    result = CliRunner().invoke(app, ["convert", str(path), str(tmp_path / "out.spacy")])
+    assert result.exit_code == 0 and "Repaired: 1 mentions with stray whitespace" in result.output
+
+
+def test_plus_joined_ids_are_composite():
+    records = [EntityRecord(id="D1", name="Breast Cancer"), EntityRecord(id="D2", name="Ovarian Cancer")]
+    mentions = [("breast and ovarian cancer", "D1+D2"), ("breast or ovarian cancer", "D1|D2"), ("mamma cancer", "D1")]
+    out, stats = add_mention_aliases(records, mentions)
+    assert stats.composite == 2 and stats.added == 1 and not stats.unknown_ids
+    assert out[0].aliases == ["mamma cancer"] and out[1].aliases == []

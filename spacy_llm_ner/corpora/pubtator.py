@@ -22,6 +22,18 @@ def _parse_offset(value: str, path: PathLike, line_no: int, field_name: str) -> 
         raise line_error(path, line_no, field_name, f"expected an integer offset, got {value!r}") from None
 
 
+def _same_but_whitespace(in_text: str, in_column: str) -> bool:
+    """Whether the mention column and the text at its offsets differ only by
+    surrounding whitespace (and are not blank)."""
+    return bool(in_column.strip()) and in_text.strip() == in_column.strip()
+
+
+def _trimmed(text: str, start: int, end: int) -> Tuple[int, int]:
+    """The offsets without the whitespace around text[start:end]."""
+    span = text[start:end]
+    return start + len(span) - len(span.lstrip()), end - (len(span) - len(span.rstrip()))
+
+
 @require_docs
 def read_pubtator(
     path: PathLike,
@@ -43,7 +55,9 @@ def read_pubtator(
     ``make_doc_with_boundaries``), so each mention becomes an exact
     entity: label = type column, ``kb_id_`` = id column as given (composite
     ``D1|D2`` and ``-1`` kept). Of overlapping mentions the longer
-    is kept (the first if equally long) and the others are counted.
+    is kept (the first if equally long) and the others are counted. A
+    mention column that differs from the text only by surrounding whitespace
+    is repaired (trimmed) and counted; any other difference is an error.
 
     path (PathLike): The file.
     nlp (Language): Provides the tokenizer and vocab.
@@ -90,7 +104,13 @@ def read_pubtator(
             start = _parse_offset(fields[1], path, line_no, "column 2 (start)")
             end = _parse_offset(fields[2], path, line_no, "column 3 (end)")
             check_range(start, end, text, path, line_no, "columns 2-3 (start, end)")
-            if text[start:end] != fields[3]:
+            if text[start:end] != fields[3] and _same_but_whitespace(text[start:end], fields[3]):
+                # Stray spaces around the mention column (or the offsets)
+                # lose nothing: keep the mention, trimmed to the text.
+                start, end = _trimmed(text, start, end)
+                if stats is not None:
+                    stats.repaired["mentions with stray whitespace"] += 1
+            elif text[start:end] != fields[3]:
                 raise line_error(
                     path, line_no, "column 4 (mention)",
                     f"{fields[3]!r} does not match the text at {start}-{end}: {text[start:end]!r}",

@@ -16,6 +16,9 @@ from spacy.vocab import Vocab
 from .records import EntityRecord
 
 SKIPPED_IDS = ("", "NIL", "-1")
+# How corpora join the ids of a composite mention: "D1|D2" (BC5CDR), "D1+D2"
+# (NCBI-disease).
+COMPOSITE_SEPARATORS = ("|", "+")
 
 
 @dataclass
@@ -52,12 +55,21 @@ def read_linked_mentions(
                     yield ent.text, ent.kb_id_
 
 
+def is_composite(kb_id: str) -> bool:
+    """Whether a kb_id joins several ids (see COMPOSITE_SEPARATORS).
+
+    kb_id (str): The id.
+    RETURNS (bool): True for "D1|D2" and "D1+D2".
+    """
+    return any(sep in kb_id for sep in COMPOSITE_SEPARATORS)
+
+
 def add_mention_aliases(
     records: List[EntityRecord], mentions: Iterable[Tuple[str, str]]
 ) -> Tuple[List[EntityRecord], MentionAliasStats]:
     """Add each mention as an alias of the entity with its id (primary id
-    first, else an alternative id). Mentions with a composite id ("D1|D2",
-    "breast and ovarian cancer") are counted and left out: as an alias of
+    first, else an alternative id). Mentions with a composite id ("D1|D2" or
+    "D1+D2", "breast and ovarian cancer") are counted and left out: as an alias of
     either part they would be wrong for the other.
 
     records (List[EntityRecord]): The KB records.
@@ -77,7 +89,7 @@ def add_mention_aliases(
     for text, kb_id in mentions:
         text = " ".join(text.split())
         i = owner.get(kb_id)
-        if "|" in kb_id:
+        if is_composite(kb_id):
             stats.composite += 1
         elif i is None:
             stats.unknown_ids[kb_id] = stats.unknown_ids.get(kb_id, 0) + 1
