@@ -302,3 +302,32 @@ def test_plus_joined_ids_are_composite():
     out, stats = add_mention_aliases(records, mentions)
     assert stats.composite == 2 and stats.added == 1 and not stats.unknown_ids
     assert out[0].aliases == ["mamma cancer"] and out[1].aliases == []
+
+
+CTD_HEAD = (
+    "# The Comparative Toxicogenomics Database (CTD) - http://ctdbase.org/\n"
+    "# Fields:\n"
+    "# DiseaseName\tDiseaseID\tAltDiseaseIDs\tDefinition\tParentIDs\tTreeNumbers\tParentTreeNumbers\tSynonyms\tSlimMappings\n"
+    "#\n"
+)
+CTD_ROW = "Kidney Failure\tMESH:D051437\t\tLoss of kidney function.\tMESH:D007674\tC12.777.419.780\tC12.777.419\tRenal Failure\t\n"
+
+
+@pytest.mark.parametrize("name", ["diseases.tsv", "vocabulary.txt", "diseases.tsv.gz"])
+def test_renamed_ctd_file_is_detected_by_its_header(tmp_path, name):
+    from spacy_llm_ner.kb.readers import read_records, resolve_format
+
+    path = tmp_path / name
+    data = (CTD_HEAD + CTD_ROW).encode("utf8")
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert resolve_format(path, "auto") == "ctd"
+    records = list(read_records(path, strip_prefix="MESH:"))
+    assert [(r.id, r.name, r.aliases) for r in records] == [("D051437", "Kidney Failure", ["Renal Failure"])]
+
+
+def test_a_tsv_without_the_ctd_header_stays_a_tsv(tmp_path):
+    from spacy_llm_ner.kb.readers import resolve_format
+
+    path = tmp_path / "diseases.tsv"
+    path.write_text("id\tname\nD1\tKidney Failure\n", encoding="utf8")
+    assert resolve_format(path, "auto") == "tsv"

@@ -402,9 +402,10 @@ def resolve_format(path: PathLike, fmt: str) -> str:
     """The format of a KB file.
 
     path (PathLike): The file.
-    fmt (str): One of KB_FORMATS; "auto" decides by the file name (a name
-        containing "ctd" is the CTD vocabulary, otherwise the extension, and
-        JSONL when it says nothing).
+    fmt (str): One of KB_FORMATS; "auto" decides by the content first (CTD's
+        header comments), then by the file name (a name containing "ctd" is
+        the CTD vocabulary, otherwise the extension, and JSONL when it says
+        nothing), so that a renamed copy of a CTD download still reads.
     RETURNS (str): "jsonl", "csv", "tsv" or "ctd".
     RAISES (ValueError): On a format outside KB_FORMATS.
     """
@@ -413,9 +414,27 @@ def resolve_format(path: PathLike, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     name = Path(path).name.lower().removesuffix(".gz")
-    if "ctd" in name:
+    if "ctd" in name or _has_ctd_header(path):
         return "ctd"
     return {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}.get(Path(name).suffix, "jsonl")
+
+
+def _has_ctd_header(path: PathLike, *, max_lines: int = 64) -> bool:
+    """Whether the file opens with CTD's comment header (its "# Fields:" line
+    names DiseaseName and DiseaseID, or it names the database)."""
+    try:
+        with Path(path).open("rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+        opener = gzip.open if compressed else open
+        with opener(path, "rt", encoding="utf8", errors="replace") as file_:
+            for _, line in zip(range(max_lines), file_):
+                if not line.startswith("#"):
+                    return False
+                if "Comparative Toxicogenomics Database" in line or ("DiseaseName" in line and "DiseaseID" in line):
+                    return True
+    except (OSError, EOFError, zlib.error):
+        return False  # unreadable here: the reader itself reports it, naming the file
+    return False
 
 
 def read_records(
