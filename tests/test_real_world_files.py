@@ -331,3 +331,44 @@ def test_a_tsv_without_the_ctd_header_stays_a_tsv(tmp_path):
     path = tmp_path / "diseases.tsv"
     path.write_text("id\tname\nD1\tKidney Failure\n", encoding="utf8")
     assert resolve_format(path, "auto") == "tsv"
+
+
+def _linked_docbin(path: Path) -> None:
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    doc = nlp("Renal failure followed lithium.")
+    doc.ents = [doc.char_span(0, 13, label="DISEASE", kb_id="D051437"), doc.char_span(23, 30, label="Chemical", kb_id="D008094")]
+    DocBin(docs=[doc], store_user_data=True).to_disk(path)
+
+
+def test_build_kb_alias_label_matching_nothing_names_the_corpus_labels(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text('{"id": "D051437", "name": "Kidney Failure"}\n', encoding="utf8")
+    _linked_docbin(tmp_path / "train.spacy")
+    args = ["build-kb", str(kb), str(tmp_path / "out"), "--aliases-from", str(tmp_path / "train.spacy")]
+    result = CliRunner().invoke(app, args + ["--alias-label", "Disease"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())  # wasabi wraps long lines
+    assert "No linked entity labelled Disease" in out
+    assert "0 aliases added" in out
+    assert "DISEASE (1)" in out and "Chemical (1)" in out
+    result = CliRunner().invoke(app, args + ["--alias-label", "DISEASE"])
+    out = " ".join(result.output.split())
+    assert "No linked entity labelled" not in out
+    assert "1 added" in out
+
+
+def test_build_kb_strips_several_prefixes(tmp_path):
+    from spacy_llm_ner.kb import LinkerKB
+
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(
+        '{"id": "MESH:D051437", "name": "Kidney Failure"}\n{"id": "OMIM:125853", "name": "Diabetes type 2"}\n',
+        encoding="utf8",
+    )
+    args = ["build-kb", str(kb), str(tmp_path / "out"), "--strip-prefix", "MESH:", "--strip-prefix", "OMIM:"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    loaded = LinkerKB.load(tmp_path / "out", spacy.blank("en").vocab)
+    assert sorted(loaded.entity_ids) == ["125853", "D051437"]

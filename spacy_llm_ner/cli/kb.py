@@ -2,7 +2,7 @@
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import spacy
 import typer
@@ -10,7 +10,7 @@ from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
 from ..kb.loaders import KB_FORMATS, read_records
-from ..kb.mentions import add_mention_aliases, read_linked_mentions
+from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions
 from . import app
 
 FORMATS = KB_FORMATS
@@ -21,7 +21,9 @@ def build_kb_cli(
     input_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="KB file"),
     output_path: Path = typer.Argument(..., help="Folder to write the LinkerKB to"),
     fmt: str = typer.Option("auto", "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
-    strip_prefix: Optional[str] = typer.Option(None, "--strip-prefix", help="Id prefix to strip, e.g. MESH:"),
+    strip_prefix: List[str] = typer.Option(
+        [], "--strip-prefix", help="Id prefix to strip, e.g. MESH: (repeatable: --strip-prefix MESH: --strip-prefix OMIM:)"
+    ),
     aliases_from: List[Path] = typer.Option(
         [], "--aliases-from", exists=True, dir_okay=False,
         help="A .spacy file whose gold-linked entities become aliases of their entity (repeatable)",
@@ -38,7 +40,10 @@ def build_kb_cli(
         # Reader warnings (skipped records, a cut last line) shown like the rest.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            records = list(read_records(input_path, fmt=fmt, strip_prefix=strip_prefix, strict=strict))
+            records = list(read_records(
+                input_path, fmt=fmt, strip_prefix=strip_prefix[0] if strip_prefix else None,
+                id_prefixes_to_strip=strip_prefix[1:], strict=strict,
+            ))
     except ValueError as err:
         msg.fail(str(err), exits=1)
     for warning in caught:
@@ -50,6 +55,13 @@ def build_kb_cli(
             f"Mention aliases: {stats.added} added, {stats.known} already names, "
             f"{stats.composite} with composite ids left out"
         )
+        if alias_labels and not stats.added + stats.known + stats.composite + sum(stats.unknown_ids.values()):
+            found = linked_labels(aliases_from)
+            msg.warn(
+                f"No linked entity labelled {', '.join(alias_labels)} in {', '.join(map(str, aliases_from))}: "
+                f"0 aliases added. Its linked entities are labelled: "
+                f"{', '.join(f'{k} ({v})' for k, v in found.most_common()) or 'none (no entity has a kb_id)'}"
+            )
         if stats.unknown_ids:
             n = sum(stats.unknown_ids.values())
             top = ", ".join(f"{k} ({v})" for k, v in sorted(stats.unknown_ids.items(), key=lambda kv: -kv[1])[:5])

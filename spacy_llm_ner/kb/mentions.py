@@ -6,6 +6,7 @@ data are the cheapest supplement (BioSyn and SapBERT's evaluation setting
 uses them too). Mentions are matched to entities by primary or alternative
 id; ones whose id is not in the KB are counted, not silently dropped.
 """
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
@@ -62,6 +63,22 @@ def is_composite(kb_id: str) -> bool:
     RETURNS (bool): True for "D1|D2" and "D1+D2".
     """
     return any(sep in kb_id for sep in COMPOSITE_SEPARATORS)
+
+
+def linked_labels(paths: Sequence[Path], *, skip_ids: Sequence[str] = SKIPPED_IDS) -> Counter:
+    """How many gold entities with a kb_id each label has in .spacy files
+    (to say which labels there are when a label filter matched none).
+
+    paths (Sequence[Path]): DocBin files.
+    skip_ids (Sequence[str]): kb_ids meaning "not linked".
+    RETURNS (Counter): Label to count.
+    """
+    counts: Counter = Counter()
+    vocab = Vocab()
+    for path in paths:
+        for doc in DocBin().from_disk(path).get_docs(vocab):
+            counts.update(ent.label_ for ent in doc.ents if ent.kb_id_ not in skip_ids)
+    return counts
 
 
 def add_mention_aliases(
