@@ -38,7 +38,7 @@ import json
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .ctd_columns import CTD_COLUMNS, ctd_problem
 from .records import EntityRecord, KBFormatError
@@ -115,12 +115,10 @@ def _lines(path: PathLike, errors: _Errors) -> Iterator[Tuple[int, str]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"knowledge-base file not found: {path}")
-    with path.open("rb") as f:
-        is_gzip = f.read(2) == b"\x1f\x8b"
     number = 0
     last: Optional[bytes] = None
     try:
-        with (gzip.open(path, "rb") if is_gzip else path.open("rb")) as f:
+        with _open_bytes(path) as f:
             # One line behind, so that a cut last line is known before it is read.
             for number, raw in enumerate(f, start=1):
                 if last is not None:
@@ -136,6 +134,14 @@ def _lines(path: PathLike, errors: _Errors) -> Iterator[Tuple[int, str]]:
     if not last.endswith(b"\n"):
         _unterminated(errors, number)
     yield from _decoded(number, last, errors)
+
+
+def _open_bytes(path: Path) -> BinaryIO:
+    """The file opened for reading bytes, decompressed when it starts with
+    gzip's magic bytes (whatever its name says)."""
+    with path.open("rb") as f:
+        is_gzip = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if is_gzip else path.open("rb")  # type: ignore[return-value]
 
 
 def _unterminated(errors: _Errors, number: int) -> None:
@@ -423,11 +429,9 @@ def _has_ctd_header(path: PathLike, *, max_lines: int = 64) -> bool:
     """Whether the file opens with CTD's comment header (its "# Fields:" line
     names DiseaseName and DiseaseID, or it names the database)."""
     try:
-        with Path(path).open("rb") as raw:
-            compressed = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if compressed else open
-        with opener(path, "rt", encoding="utf8", errors="replace") as file_:
-            for _, line in zip(range(max_lines), file_):
+        with _open_bytes(Path(path)) as file_:
+            for _, raw in zip(range(max_lines), file_):
+                line = raw.decode("utf8", errors="replace")
                 if not line.startswith("#"):
                     return False
                 if "Comparative Toxicogenomics Database" in line or ("DiseaseName" in line and "DiseaseID" in line):

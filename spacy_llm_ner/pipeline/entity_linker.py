@@ -317,7 +317,7 @@ class TransformerEntityLinker(LinkerTraining, LinkerSerialization, TrainablePipe
         flat = [span for spans in mentions for span in spans]
         scored = self._candidates(flat) if flat else []
         candidates = [with_features(cands) for cands in scored]
-        links: List[Link] = [decide([], numpy.zeros(1), nil_id=nil_id, threshold=threshold) for _ in flat]
+        links: List[Link] = [Link(nil_id, 1.0, 1.0, []) for _ in flat]  # no candidate: NIL
         if any(candidates):
             spans = [[(s.start, s.end) for s in doc_spans] for doc_spans in mentions]
             batch = self._batch(docs, spans, candidates, use_cache=True)
