@@ -8,8 +8,12 @@ A candidate is right when its entity's primary or alternative id (prefix
 entities (the cascade never returns one twice). Each abstract's title +
 abstract text gives the abbreviation map (Schwartz & Hearst).
 
-Rows: cascade stages added one at a time, with the CTD dictionary and with
-CTD plus the train split's gold Disease mentions added as aliases.
+Rows: cascade stages added one at a time, with the CTD dictionary, with
+CTD plus the train split's gold Disease mentions added as aliases (every
+name of an entity equally likely, the rule before count priors), and with
+the package's `add_mention_aliases` (priors from mention counts, one
+pseudo-count per entity); and both again with 5% of the train mentions
+linked to a random other gold id (annotation slips).
 
 Needs: <data>/bc5cdr/{train,<split>}.PubTator.txt and
 <data>/kb/CTD_diseases.tsv.gz (or --ctd FILE). No model, no training. A
@@ -104,7 +108,9 @@ def read_pubtator(path: Path) -> Tuple[Dict[str, str], List[Mention]]:
 
 def with_train_aliases(records: List[EntityRecord], train: List[Mention]) -> List[EntityRecord]:
     """Add gold train mentions as aliases of their entity (found by primary
-    or alternative id).
+    or alternative id), each name of an entity equally likely: the rule
+    before priors came from mention counts (`add_mention_aliases`), kept as
+    the baseline row.
 
     records (List[EntityRecord]): The CTD records.
     train (List[Mention]): Train mentions.
@@ -121,6 +127,23 @@ def with_train_aliases(records: List[EntityRecord], train: List[Mention]) -> Lis
         if m.gold in owner:
             extra[owner[m.gold]].append(m.text)
     return [replace(r, aliases=r.aliases + extra.get(i, [])) if i in extra else r for i, r in enumerate(records)]
+
+
+def with_wrong_links(train: List[Mention], *, share: float, seed: int = 0) -> List[Mention]:
+    """A copy of the train mentions with `share` of them linked to the gold
+    id of another mention drawn at random: annotation slips, as in a real
+    corpus, to show what priors from counts are robust to.
+
+    train (List[Mention]): Train mentions.
+    share (float): Share of mentions to re-link.
+    seed (int): Random seed.
+    RETURNS (List[Mention]): The mentions, the right ones kept alongside.
+    """
+    import random
+
+    rng = random.Random(seed)
+    golds = [m.gold for m in train]
+    return [replace(m, gold=rng.choice(golds)) if rng.random() < share else m for m in train]
 
 
 def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stages: Sequence[str]) -> Dict[str, float]:
@@ -153,6 +176,7 @@ def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stage
     return {"recall@1": round(at1 / n, 4), "recall@10": round(at10 / n, 4), "mentions_per_s": round(n / seconds, 1)}
 
 
+NOISE = 0.05
 app = typer_app(data_callback=False)
 
 
@@ -173,7 +197,7 @@ def main(
     train mentions as aliases)."""
     import spacy
 
-    from spacy_llm_ner.kb import LinkerKB, read_ctd
+    from spacy_llm_ner.kb import LinkerKB, add_mention_aliases, read_ctd
 
     DATA.set_root(data)
     split_name = split.value
@@ -183,7 +207,17 @@ def main(
     _, train = read_pubtator(DATA.bc5cdr / "train.PubTator.txt")
     records = list(read_ctd(ctd or DATA.ctd, strip_prefix="MESH:"))
     rows = []
-    for dictionary, recs in [("CTD", records), ("CTD + train mentions", with_train_aliases(records, train))]:
+    counted, _ = add_mention_aliases(records, [(m.text, m.gold) for m in train])
+    noisy = with_wrong_links(train, share=NOISE)
+    dictionaries = [
+        ("CTD", records),
+        ("CTD + train mentions", with_train_aliases(records, train)),
+        ("CTD + train mentions, count priors", counted),
+        (f"CTD + train mentions, {NOISE:.0%} wrong links", with_train_aliases(records, noisy)),
+        (f"CTD + train mentions, {NOISE:.0%} wrong links, count priors",
+         add_mention_aliases(records, [(m.text, m.gold) for m in noisy])[0]),
+    ]
+    for dictionary, recs in dictionaries:
         start = time.perf_counter()
         kb = LinkerKB.from_records(vocab, recs)
         build_s = time.perf_counter() - start

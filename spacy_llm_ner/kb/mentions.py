@@ -27,13 +27,18 @@ class MentionAliasStats:
     """What adding mention aliases did.
 
     added (int): New (entity, alias) pairs.
-    known (int): Mentions already a name of their entity.
+    known (int): Mentions already a name of their entity (counted in the
+        priors, not added again).
+    counted (int): Mentions counted in the priors.
+    entities_counted (int): Entities with at least one counted mention.
     composite (int): Mentions with a composite id, left out.
     unknown_ids (Dict[str, int]): Gold ids not in the KB, with counts.
     """
 
     added: int = 0
     known: int = 0
+    counted: int = 0
+    entities_counted: int = 0
     composite: int = 0
     unknown_ids: Dict[str, int] = field(default_factory=dict)
 
@@ -82,18 +87,54 @@ def linked_labels(paths: Sequence[Path], *, skip_ids: Sequence[str] = SKIPPED_ID
 
 
 def add_mention_aliases(
-    records: List[EntityRecord], mentions: Iterable[Tuple[str, str]]
+    records: List[EntityRecord], mentions: Iterable[Tuple[str, str]], *, pseudo_count: float = 1.0
 ) -> Tuple[List[EntityRecord], MentionAliasStats]:
     """Add each mention as an alias of the entity with its id (primary id
-    first, else an alternative id). Mentions with a composite id ("D1|D2" or
-    "D1+D2", "breast and ovarian cancer") are counted and left out: as an alias of
-    either part they would be wrong for the other.
+    first, else an alternative id), and set the priors from how often each
+    text links to each entity. Mentions with a composite id ("D1|D2" or
+    "D1+D2", "breast and ovarian cancer") are counted and left out: as an alias
+    of either part they would be wrong for the other.
+
+    Priors are counts with pseudo-counts: c'(a, e) = c(a, e) + pseudo_count
+    * P_dict(a | e), the dictionary's names worth `pseudo_count` mentions per
+    entity, spread as the record's own alias priors say (evenly when none),
+    and scaled by its entity prior relative to the mean given one when the KB
+    has priors. With no mentions this is the dictionary's own rule (an entity
+    with fewer names is the likelier reading of a shared name). Each record gets `prior` = c'(e) / N and `alias_priors` =
+    c'(a, e) / c'(e), so the KB's P(entity | alias) by Bayes' rule is
+    c'(a, e) / sum over e' of c'(a, e'): an entity linked from a text 20 times
+    outranks one a single stray annotation links it to.
 
     records (List[EntityRecord]): The KB records.
     mentions (Iterable[Tuple[str, str]]): (text, kb_id) pairs.
+    pseudo_count (float): How many annotated mentions an entity's dictionary
+        names are worth in all (> 0).
     RETURNS (Tuple[List[EntityRecord], MentionAliasStats]): New records (the
         input is not changed) and counts.
     """
+    if not pseudo_count > 0:
+        raise ValueError(f"pseudo_count must be > 0 (got {pseudo_count!r})")
+    counts, stats = _count_mentions(records, mentions)
+    dictionary = _dictionary_counts(records, pseudo_count=pseudo_count)
+    for i, by_text in counts.items():
+        for text, n in by_text.items():
+            dictionary[i][text] = dictionary[i].get(text, 0.0) + n
+    total = sum(sum(c.values()) for c in dictionary) or 1.0
+    out = []
+    for i, record in enumerate(records):
+        extra = [t for t in counts.get(i, {}) if t not in set(record.all_names())]
+        stats.added += len(extra)
+        mass = sum(dictionary[i].values())
+        alias_priors = {a: c / mass for a, c in dictionary[i].items()} if i in counts else dict(record.alias_priors)
+        out.append(replace(record, aliases=record.aliases + extra, prior=mass / total, alias_priors=alias_priors))
+    stats.entities_counted = len(counts)
+    return out, stats
+
+
+def _count_mentions(
+    records: List[EntityRecord], mentions: Iterable[Tuple[str, str]]
+) -> Tuple[Dict[int, Dict[str, int]], MentionAliasStats]:
+    """Mention counts c(text, entity row), in first-seen text order."""
     owner: Dict[str, int] = {}
     for i, record in enumerate(records):
         for alt in record.alt_ids:
@@ -101,7 +142,7 @@ def add_mention_aliases(
     for i, record in enumerate(records):
         owner[record.id] = i
     names = [set(r.all_names()) for r in records]
-    extra: Dict[int, List[str]] = {}
+    counts: Dict[int, Dict[str, int]] = {}
     stats = MentionAliasStats()
     for text, kb_id in mentions:
         text = " ".join(text.split())
@@ -110,11 +151,24 @@ def add_mention_aliases(
             stats.composite += 1
         elif i is None:
             stats.unknown_ids[kb_id] = stats.unknown_ids.get(kb_id, 0) + 1
-        elif text in names[i]:
-            stats.known += 1
         else:
-            names[i].add(text)
-            extra.setdefault(i, []).append(text)
-            stats.added += 1
-    out = [replace(r, aliases=r.aliases + extra[i]) if i in extra else r for i, r in enumerate(records)]
-    return out, stats
+            stats.known += text in names[i]
+            stats.counted += 1
+            counts.setdefault(i, {})
+            counts[i][text] = counts[i].get(text, 0) + 1
+    return counts, stats
+
+
+def _dictionary_counts(records: List[EntityRecord], *, pseudo_count: float) -> List[Dict[str, float]]:
+    """Pseudo-counts c'(a, e) of the dictionary alone: `pseudo_count` per
+    entity, shaped by the record's alias priors and weighted by its entity
+    prior relative to the mean given prior (1 where none is given)."""
+    given = [r.prior for r in records if r.prior is not None and r.prior > 0]
+    mean_prior = sum(given) / len(given) if given else 1.0
+    out = []
+    for record in records:
+        probs = record.alias_probabilities()
+        weight = record.prior / mean_prior if record.prior is not None else 1.0
+        mass = pseudo_count * weight
+        out.append({a: mass * p for a, p in probs.items()})
+    return out
