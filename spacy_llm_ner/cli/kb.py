@@ -2,14 +2,14 @@
 import time
 import warnings
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 import spacy
 import typer
 from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
-from ..kb.loaders import KB_FORMATS, read_records
+from ..kb.loaders import KB_FORMATS, read_records, resolve_format
 from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions
 from . import app
 
@@ -30,19 +30,23 @@ def build_kb_cli(
     ),
     alias_labels: List[str] = typer.Option([], "--alias-label", help="Only entities of this label (repeatable)"),
     strict: bool = typer.Option(False, "--strict", help="A file without a final newline (cut short?) is an error"),
+    columns: str = typer.Option(
+        "", "--columns", help="CSV/TSV without a header row: its columns in order, e.g. id,name,description"
+    ),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
     LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
     --aliases-from, the gold mentions of annotated data are added as aliases
     (the mention names the corpus uses but the dictionary lacks)."""
     start = time.perf_counter()
+    csv_options = _csv_options(input_path, fmt, columns)
     try:
-        # Reader warnings (skipped records, a cut last line) shown like the rest.
+        # Reader warnings (skipped records, a cut last line, stripped ids) shown like the rest.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             records = list(read_records(
                 input_path, fmt=fmt, strip_prefix=strip_prefix[0] if strip_prefix else None,
-                id_prefixes_to_strip=strip_prefix[1:], strict=strict,
+                id_prefixes_to_strip=strip_prefix[1:], strict=strict, **csv_options,
             ))
     except ValueError as err:
         msg.fail(str(err), exits=1)
@@ -72,6 +76,21 @@ def build_kb_cli(
     n_described = sum(bool(record.description) for record in records)
     msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
     msg.info(f"{len(kb)} entities, {n_aliases} names and aliases, {n_described} with a description")
+
+
+def _csv_options(input_path: Path, fmt: str, columns: str) -> Dict[str, Any]:
+    """The CSV reader's `columns` from --columns ("id,name,description"), or
+    nothing when not given; exits naming the format when the file is not CSV/TSV.
+
+    input_path (Path): The KB file. fmt (str): --format. columns (str): --columns.
+    RETURNS (Dict[str, Any]): Options for `read_records`.
+    """
+    if not columns:
+        return {}
+    resolved = resolve_format(input_path, fmt)
+    if resolved not in ("csv", "tsv"):
+        msg.fail(f"--columns applies to CSV and TSV files only (this one reads as {resolved})", exits=1)
+    return {"columns": [c.strip() for c in columns.split(",")]}
 
 
 @app.command("precompute-entities")

@@ -91,6 +91,7 @@ def make_kb_loader(
     entity_vector_length: int = 0,
     mmap: bool = True,
     strict: bool = False,
+    columns: Optional[List[str]] = None,
 ) -> KBLoader:
     """A kb_loader for any KB the package reads: a LinkerKB folder (from
     `build-kb` or `to_disk`; memory-mapped, its own cascade settings) or a
@@ -103,10 +104,16 @@ def make_kb_loader(
     mmap (bool): For folders: memory-map the KB.
     strict (bool): For files: a last line without a final newline (a cut
         file) is an error, not a warning.
+    columns (Optional[List[str]]): For a CSV/TSV file without a header row:
+        its columns in order, e.g. ["id", "name", "description"].
     RETURNS (Callable[[Vocab], LinkerKB]): The loader.
     """
     options = _kb_options(top_k, stages, entity_vector_length)
-    return kb_loader_for(path, fmt=format, kb_options=options, mmap=mmap, strip_prefix=strip_prefix, strict=strict)
+    # Only when given: the JSONL and CTD readers take no `columns`.
+    csv_options = {} if columns is None else {"columns": columns}
+    return kb_loader_for(
+        path, fmt=format, kb_options=options, mmap=mmap, strip_prefix=strip_prefix, strict=strict, **csv_options
+    )
 
 
 @registry.misc("spacy_llm_ner.load_kb_jsonl.v1")
@@ -147,17 +154,20 @@ def make_csv_kb_loader(
     top_k: int = 10,
     stages: List[str] = list(STAGES),
     entity_vector_length: int = 0,
+    columns: Optional[List[str]] = None,
 ) -> KBLoader:
     """A kb_loader that builds a LinkerKB from a CSV/TSV file (prefer
     `spacy_llm_ner.load_kb.v1`, which reads every format).
 
-    path (str): The file. delimiter (str): "," or "\\t". Other options: see
+    path (str): The file. delimiter (str): "," or "\\t". columns
+        (Optional[List[str]]): For a file without a header row, its columns
+        in order, e.g. ["id", "name", "description"]. Other options: see
         `read_csv` and `LinkerKB`.
     RETURNS (Callable[[Vocab], LinkerKB]): The loader.
     """
     return kb_loader_for(
         path, fmt="csv", kb_options=_kb_options(top_k, stages, entity_vector_length),
-        delimiter=delimiter, strip_prefix=strip_prefix, id_prefixes_to_strip=id_prefixes_to_strip,
+        delimiter=delimiter, columns=columns, strip_prefix=strip_prefix, id_prefixes_to_strip=id_prefixes_to_strip,
         on_error=on_error, strict=strict,
     )
 
