@@ -231,3 +231,43 @@ def build_transformer_model_v3(
     )
     method = quantize_settings(quantize)
     return add_quantization(model, method) if method else model
+
+
+@registry.architectures("spacy_llm_ner.TransformerModel.v4")
+def build_transformer_model_v4(
+    name: str,
+    get_spans: Callable[[List[Doc]], List[List]],
+    tokenizer_config: Dict = {},
+    transformer_config: Dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict = {},
+    lora: Optional[Dict] = None,
+    quantize: Optional[str] = None,
+    backend: str = "torch",
+) -> Model:
+    """TransformerModel.v3 with a choice of runtime for the backbone: with
+    `backend = "onnxruntime"` its forward runs as an ONNX graph in
+    onnxruntime (`pip install 'spacy-llm-ner[onnx]'`), saved in the
+    transformer's folder; `quantize` then names onnxruntime's dynamic int8
+    quantization of the graph. Such a transformer only predicts: train with
+    backend = "torch", then run `python -m spacy_llm_ner export-onnx`.
+
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config, lora, quantize: As in TransformerModel.v3.
+    backend (str): "torch" (as v3) or "onnxruntime" (lora must be null: the
+        exported graph has the adapters merged).
+    RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
+    """
+    from .onnx_backend import add_onnx_backend, check_backend
+
+    if check_backend(backend) == "torch":
+        return build_transformer_model_v3(
+            name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config, lora, quantize
+        )
+    if lora:
+        raise ValueError("backend = 'onnxruntime' needs lora = null: export-onnx merges the adapters into the graph.")
+    method = quantize_settings(quantize)
+    model = build_transformer_model(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
+    )
+    return add_onnx_backend(model, quantize=method)
