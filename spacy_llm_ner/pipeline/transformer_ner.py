@@ -19,6 +19,7 @@ from ..ml.models import TagScores
 from ..ml.tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
 from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
+from .language_checks import check_training_language
 from .ner_support import (
     CONFIDENCE_ATTR,
     INFERENCE_SETTINGS,
@@ -231,7 +232,9 @@ class TransformerNER(TrainablePipe):
         gazetteer: Optional[Callable[[Vocab], KnowledgeBase]] = None,
     ) -> None:
         """Set the labels (given, or read from the examples), fill the
-        gazetteer features from a KB, and initialize the model's shapes.
+        gazetteer features from a KB, and initialize the model's shapes;
+        warn if the tokenizer or the backbone does not fit the training
+        text's language (pipeline/language_checks.py).
 
         get_examples (Callable[[], Iterable[Example]]): The training data.
         nlp (Language): The pipeline.
@@ -263,6 +266,7 @@ class TransformerNER(TrainablePipe):
             self.model.get_ref(ref).set_dim("nO", n_tags)
         doc_sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.initialize(X=doc_sample)
+        check_training_language(get_examples, nlp=nlp, model=self.model, name=self.name)
 
     def _allowed(self, doc: Doc) -> Optional[numpy.ndarray]:
         if self.cfg["ents_mode"] != "respect" or not doc.ents:
