@@ -34,9 +34,22 @@ def print_stats(stats: ConvertStats) -> None:
         rows = [(label, count) for label, count in sorted(stats.entities.items())]
         msg.table(rows, header=("Label", "Entities"), divider=True, aligns=("l", "r"))
     for reason, count in sorted(stats.repaired.items()):
-        msg.info(f"Repaired: {count} {reason}")
+        msg.info(f"Repaired: {count} {reason}{_first(stats, reason)}")
     for reason, count in sorted(stats.skipped.items()):
-        msg.warn(f"Not kept: {count} {reason}")
+        msg.warn(f"Not kept: {count} {reason}{_first(stats, reason)}")
+
+
+def _first(stats: ConvertStats, reason: str) -> str:
+    """ " (first: <example>)" where the reader noted one for `reason`, else ""."""
+    example = stats.examples.get(reason)
+    return f" (first: {example})" if example else ""
+
+
+class OnError(str, Enum):
+    raise_ = "raise"
+    skip = "skip"
+    skip_doc = "skip-doc"
+    skip_mention = "skip-mention"
 
 
 class Format(str, Enum):
@@ -59,9 +72,14 @@ def convert_cli(
     n_sents: int = typer.Option(
         10, "--n-sents", "-n", min=1, help="CoNLL sentences per doc without -DOCSTART-"
     ),
-    strict: bool = typer.Option(False, "--strict", help="PubTator: a file without a final newline (cut short?) is an error"),
+    strict: bool = typer.Option(False, "--strict", help="A file without a final newline (cut short?) is an error"),
     keep_duplicates: bool = typer.Option(
         False, "--keep-duplicates", help="PubTator: keep every document with an already seen PMID (default: the first only)"
+    ),
+    on_error: OnError = typer.Option(
+        OnError.raise_, "--on-error",
+        help="PubTator, a mention that does not match its text (or bad offsets, empty type): raise; skip (= skip-doc: "
+        "leave out its document, so that no entity is taught as a non-entity); skip-mention. Each skip is reported",
     ),
 ) -> None:
     """Convert NER annotations (CoNLL IOB, PubTator, JSONL) to a .spacy DocBin."""
@@ -71,7 +89,7 @@ def convert_cli(
             warnings.simplefilter("always")
             stats = convert(
                 input_path, output_path, fmt=fmt.value, lang=lang, n_sents=n_sents, strict=strict,
-                keep_duplicates=keep_duplicates,
+                keep_duplicates=keep_duplicates, on_error=on_error.value,
             )
     except ValueError as err:
         msg.fail("Conversion failed")

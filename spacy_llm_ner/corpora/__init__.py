@@ -10,9 +10,13 @@ The readers stream ``Doc`` objects::
 Nothing is dropped silently: whatever a reader cannot keep (overlapping
 mentions, rejected Prodigy answers, relation lines) is counted in a
 ``ConvertStats`` and shown by the ``convert`` command. Malformed input raises
-``ValueError`` naming the file, the line number and the field; a file that
-yields no document at all (empty or blank-only) raises ``ValueError`` naming
-the file.
+``ValueError`` naming the file, the line number and the field (a PubTator
+mention that does not match its text can instead be skipped with
+``on_error="skip"`` / ``"skip-mention"``, each skip warned about and
+counted); a file that yields no document at all (empty or blank-only) raises
+``ValueError`` naming the file. Link ids with stray whitespace are stripped
+and counted; a last line without a final newline is warned about (an error
+with ``strict=True``).
 
 One module per format (`conll`, `pubtator`, `jsonl`); `offsets` builds Docs
 from character offsets for the last two, `formats` picks a reader and writes

@@ -5,7 +5,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from spacy.tokens import Doc
 
@@ -26,6 +26,8 @@ class ConvertStats:
     with_kb_id (int): Number of entities carrying a non-empty ``kb_id_``.
     skipped (Counter): Things read but not kept, by reason.
     repaired (Counter): Things kept after a change, by reason.
+    examples (Dict[str, str]): The first case of a reason of `repaired` or
+        `skipped`, where one is noted ("file, line 3, column 6 (id): ' D1 '").
     """
 
     docs: int = 0
@@ -35,6 +37,15 @@ class ConvertStats:
     with_kb_id: int = 0
     skipped: Counter = field(default_factory=Counter)
     repaired: Counter = field(default_factory=Counter)
+    examples: Dict[str, str] = field(default_factory=dict)
+
+    def repair(self, reason: str, example: str) -> None:
+        """Count one repair and keep the first example of its reason.
+
+        reason (str): What was repaired. example (str): Where and what.
+        """
+        self.repaired[reason] += 1
+        self.examples.setdefault(reason, example)
 
     def add_doc(self, doc: Doc) -> None:
         """Count one Doc's tokens, sentences and entities.
@@ -105,3 +116,21 @@ def unterminated_last_line(path: PathLike, line_no: int, *, strict: bool) -> Non
     if strict:
         raise line_error(path, line_no, "line", problem)
     warnings.warn(f"{path}, line {line_no}: {problem}; read as it is (strict=True or --strict makes this an error)", stacklevel=3)
+
+
+LINK_ID_WHITESPACE = "link ids with stray whitespace (stripped)"
+
+
+def clean_link_id(kb_id: str, *, where: str, stats: Optional[ConvertStats]) -> str:
+    """A link id without surrounding whitespace: " D012345 " would never
+    equal the KB's "D012345", so the entity could not be linked. The repair
+    is counted (with the first example) in `stats`.
+
+    kb_id (str): The id as read. where (str): "file, line N, field", for the
+        example. stats (Optional[ConvertStats]): Updated with the repair.
+    RETURNS (str): The stripped id.
+    """
+    stripped = kb_id.strip()
+    if stripped != kb_id and stats is not None:
+        stats.repair(LINK_ID_WHITESPACE, f"{where}: {kb_id!r}")
+    return stripped

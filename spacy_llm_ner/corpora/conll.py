@@ -6,7 +6,7 @@ from spacy.tokens import Doc
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
-from .common import ConvertStats, PathLike, line_error, require_docs
+from .common import ConvertStats, PathLike, line_error, require_docs, unterminated_last_line
 
 DOCSTART = "-DOCSTART-"
 # Accepted tag prefixes and their IOB equivalent (BIOES "E"/"S" = BILUO "L"/"U").
@@ -66,6 +66,7 @@ def read_conll(
     vocab: Vocab,
     n_sents: int = 10,
     stats: Optional[ConvertStats] = None,
+    strict: bool = False,
 ) -> Iterator[Doc]:
     """Read a CoNLL-style IOB/BILUO file.
 
@@ -83,6 +84,8 @@ def read_conll(
     vocab (Vocab): The vocab of the Docs.
     n_sents (int): Sentences per Doc when the file has no -DOCSTART-.
     stats (Optional[ConvertStats]): Updated with repaired sequences.
+    strict (bool): A last line without a final newline (a cut file) is an
+        error; otherwise a warning naming the file and line.
     YIELDS (Doc): One Doc per document or group of sentences.
     """
     path = Path(path)
@@ -113,8 +116,10 @@ def read_conll(
             i += len(s)
         return doc
 
+    line_no, terminated = 0, True
     with path.open(encoding="utf8") as file_:
         for line_no, line in enumerate(file_, start=1):
+            terminated = line.endswith("\n")
             line = line.rstrip("\r\n")
             if not line.strip():
                 if sent:
@@ -149,6 +154,9 @@ def read_conll(
             if not word:
                 raise line_error(path, line_no, "column 1 (token)", "empty token")
             sent.append((word, _check_tag(tag, path, line_no, n_cols)))
+    if not terminated:
+        # Before the last Doc is built, so that strict mode keeps no part of it.
+        unterminated_last_line(path, line_no, strict=strict)
     if sent:
         sents.append(sent)
     if sents:

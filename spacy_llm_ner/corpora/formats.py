@@ -41,6 +41,7 @@ def read_docs(
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
     keep_duplicates: bool = False,
+    on_error: str = "raise",
 ) -> Iterator[Doc]:
     """Read Docs from a file in any supported format.
 
@@ -49,20 +50,29 @@ def read_docs(
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     stats (Optional[ConvertStats]): Updated with what is skipped or repaired.
-    strict (bool): PubTator: a missing final newline is an error, not a warning.
+    strict (bool): A missing final newline is an error, not a warning.
     keep_duplicates (bool): PubTator: keep a document whose PMID was seen
         before (default: only the first; counted and warned either way).
+    on_error (str): PubTator: "raise" (default), "skip"/"skip-doc" or
+        "skip-mention" for a bad mention line (see `read_pubtator`).
     YIELDS (Doc): The Docs.
+    RAISES (ValueError): On an unknown format, or `on_error` other than
+        "raise" for a file that is not PubTator.
     """
     if fmt not in FORMATS:
         raise ValueError(f"Unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = detect_format(input_path)
+    if on_error != "raise" and fmt != "pubtator":
+        # The other readers have no per-record skipping: say so rather than ignore it.
+        raise ValueError(f"on_error={on_error!r} applies to PubTator files only (this one reads as {fmt})")
     if fmt == "conll":
-        return read_conll(input_path, vocab=nlp.vocab, n_sents=n_sents, stats=stats)
+        return read_conll(input_path, vocab=nlp.vocab, n_sents=n_sents, stats=stats, strict=strict)
     if fmt == "pubtator":
-        return read_pubtator(input_path, nlp=nlp, stats=stats, strict=strict, keep_duplicates=keep_duplicates)
-    return read_jsonl(input_path, nlp=nlp, stats=stats)
+        return read_pubtator(
+            input_path, nlp=nlp, stats=stats, strict=strict, keep_duplicates=keep_duplicates, on_error=on_error
+        )
+    return read_jsonl(input_path, nlp=nlp, stats=stats, strict=strict)
 
 
 def convert(
@@ -74,6 +84,7 @@ def convert(
     n_sents: int = 10,
     strict: bool = False,
     keep_duplicates: bool = False,
+    on_error: str = "raise",
 ) -> ConvertStats:
     """Convert an annotated file to a ``.spacy`` DocBin.
 
@@ -82,16 +93,19 @@ def convert(
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
     lang (str): Language code of the blank pipeline used for tokenization.
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
-    strict (bool): PubTator: a missing final newline is an error, not a warning.
+    strict (bool): A missing final newline is an error, not a warning.
     keep_duplicates (bool): PubTator: keep a document whose PMID was seen
         before (default: only the first; counted and warned either way).
+    on_error (str): PubTator: "raise" (default), "skip"/"skip-doc" or
+        "skip-mention" for a bad mention line (see `read_pubtator`).
     RETURNS (ConvertStats): Counts of what was written, skipped and repaired.
     """
     nlp = spacy.blank(lang)
     stats = ConvertStats()
     doc_bin = DocBin(attrs=["ORTH", "SPACY", "SENT_START", "ENT_IOB", "ENT_TYPE", "ENT_KB_ID"])
     for doc in read_docs(
-        input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats, strict=strict, keep_duplicates=keep_duplicates
+        input_path, nlp=nlp, fmt=fmt, n_sents=n_sents, stats=stats, strict=strict, keep_duplicates=keep_duplicates,
+        on_error=on_error,
     ):
         doc_bin.add(doc)
         stats.add_doc(doc)

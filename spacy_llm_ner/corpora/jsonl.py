@@ -8,11 +8,13 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from .common import ConvertStats, Mention, PathLike, line_error, require_docs
+from .common import ConvertStats, Mention, PathLike, clean_link_id, line_error, require_docs, unterminated_last_line
 from .offsets import check_range, doc_with_mentions
 
 
-def _jsonl_mentions(record: Dict[str, Any], text: str, path: PathLike, line_no: int) -> List[Mention]:
+def _jsonl_mentions(
+    record: Dict[str, Any], text: str, path: PathLike, line_no: int, stats: Optional[ConvertStats] = None
+) -> List[Mention]:
     has_spans = record.get("spans") is not None
     has_entities = record.get("entities") is not None
     if has_spans and has_entities:
@@ -53,6 +55,7 @@ def _jsonl_mentions(record: Dict[str, Any], text: str, path: PathLike, line_no: 
             kb_id = linked if linked is not None and len(items) == 1 else ""
         if not isinstance(kb_id, str):
             raise line_error(path, line_no, f"{field_name}.kb_id", f"expected a string, got {kb_id!r}")
+        kb_id = clean_link_id(kb_id, where=f"{path}, line {line_no}, {field_name}.kb_id", stats=stats)
         check_range(start, end, text, path, line_no, field_name)
         if span_text is not None and span_text != text[start:end]:
             raise line_error(
@@ -70,6 +73,7 @@ def read_jsonl(
     nlp: Language,
     sentences: bool = True,
     stats: Optional[ConvertStats] = None,
+    strict: bool = False,
 ) -> Iterator[Doc]:
     """Read character-offset annotations, one JSON object per line.
 
@@ -87,13 +91,19 @@ def read_jsonl(
     nlp (Language): Provides the tokenizer and vocab.
     sentences (bool): Set sentence starts with a rule-based sentencizer.
     stats (Optional[ConvertStats]): Updated with skipped records, dropped
-        overlapping spans and retokenized texts.
+        overlapping spans, retokenized texts and link ids stripped of
+        whitespace.
+    strict (bool): A last line without a final newline (a cut file) is an
+        error; otherwise a warning naming the file and line.
     YIELDS (Doc): One Doc per accepted record.
     """
     path = Path(path)
     sentencizer = Sentencizer() if sentences else None
     with path.open(encoding="utf8") as file_:
         for line_no, line in enumerate(file_, start=1):
+            if not line.endswith("\n"):
+                # Only the last line can lack one: report it before it is used.
+                unterminated_last_line(path, line_no, strict=strict)
             if not line.strip():
                 continue
             try:
@@ -110,7 +120,7 @@ def read_jsonl(
             text = record.get("text")
             if not isinstance(text, str):
                 raise line_error(path, line_no, "text", "missing or not a string")
-            mentions = _jsonl_mentions(record, text, path, line_no)
+            mentions = _jsonl_mentions(record, text, path, line_no, stats)
             yield doc_with_mentions(
                 nlp, text, mentions, path, sentencizer=sentencizer, stats=stats
             )

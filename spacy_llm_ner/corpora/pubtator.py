@@ -8,11 +8,17 @@ from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
-from .common import ConvertStats, Mention, PathLike, line_error, require_docs, unterminated_last_line
+from .common import ConvertStats, Mention, PathLike, clean_link_id, line_error, require_docs, unterminated_last_line
 from .offsets import check_range, doc_with_mentions
 
 # A title or abstract line: PMID|t|text or PMID|a|text.
 PUBTATOR_TEXT_RE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
+# What to do with a mention line whose offsets, text or type are wrong:
+# "skip" is "skip-doc" (see `read_pubtator`).
+ON_ERROR = ("raise", "skip", "skip-doc", "skip-mention")
+DOC_SKIPPED = "documents with a bad mention (on_error=skip)"
+MENTION_SKIPPED = "bad mentions (on_error=skip-mention; their documents kept)"
+WHITESPACE_MENTION = "mentions with stray whitespace"
 
 
 def _parse_offset(value: str, path: PathLike, line_no: int, field_name: str) -> int:
@@ -34,6 +40,83 @@ def _trimmed(text: str, start: int, end: int) -> Tuple[int, int]:
     return start + len(span) - len(span.lstrip()), end - (len(span) - len(span.rstrip()))
 
 
+def _mention(fields: List[str], line_no: int, text: str, path: PathLike, pending: ConvertStats) -> Mention:
+    """One mention line, checked against the document text.
+
+    fields (List[str]): Its tab-separated columns. line_no (int): Its line.
+    text (str): The document text. path (PathLike): The file, for errors.
+    pending (ConvertStats): Repairs, counted here until the document is kept.
+    RETURNS (Mention): The mention (trimmed if only whitespace differs).
+    RAISES (ValueError): Naming the file, line and column of the problem.
+    """
+    start = _parse_offset(fields[1], path, line_no, "column 2 (start)")
+    end = _parse_offset(fields[2], path, line_no, "column 3 (end)")
+    check_range(start, end, text, path, line_no, "columns 2-3 (start, end)")
+    if text[start:end] != fields[3] and _same_but_whitespace(text[start:end], fields[3]):
+        # Stray spaces around the mention column (or the offsets)
+        # lose nothing: keep the mention, trimmed to the text.
+        start, end = _trimmed(text, start, end)
+        pending.repair(WHITESPACE_MENTION, f"{path}, line {line_no}, column 4 (mention): {fields[3]!r}")
+    elif text[start:end] != fields[3]:
+        raise line_error(
+            path, line_no, "column 4 (mention)",
+            f"{fields[3]!r} does not match the text at {start}-{end}: {text[start:end]!r}",
+        )
+    if not fields[4]:
+        raise line_error(path, line_no, "column 5 (type)", "empty entity type")
+    kb_id = clean_link_id(fields[5], where=f"{path}, line {line_no}, column 6 (id)", stats=pending)
+    return (start, end, fields[4], kb_id, line_no, "mention")
+
+
+def _document_mentions(
+    raw_mentions: List[Tuple[List[str], int]],
+    text: str,
+    path: PathLike,
+    *,
+    on_error: str,
+    stats: Optional[ConvertStats],
+    where: Tuple[str, int],
+) -> Optional[List[Mention]]:
+    """The mentions of one document, with bad ones raised or skipped per
+    `on_error`, each skipped one reported in a warning.
+
+    raw_mentions (List[Tuple[List[str], int]]): (columns, line) of its mention lines.
+    text (str): The document text. path (PathLike): The file.
+    on_error (str): One of ON_ERROR.
+    stats (Optional[ConvertStats]): Updated with repairs and skips.
+    where (Tuple[str, int]): The document's PMID and first line, for reports.
+    RETURNS (Optional[List[Mention]]): The mentions, or None when the whole
+        document is skipped.
+    """
+    pending = ConvertStats()
+    mentions: List[Mention] = []
+    problems: List[str] = []
+    for fields, line_no in raw_mentions:
+        try:
+            mentions.append(_mention(fields, line_no, text, path, pending))
+        except ValueError as err:
+            if on_error == "raise":
+                raise
+            problems.append(str(err))
+    if problems and on_error in ("skip", "skip-doc"):
+        # The whole document: kept without the bad mention, its entity would
+        # be trained on as not an entity (a false negative).
+        for problem in problems:
+            warnings.warn(f"{problem}; document {where[0]} (line {where[1]}) skipped (on_error={on_error!r})", stacklevel=4)
+        if stats is not None:
+            stats.skipped[DOC_SKIPPED] += 1
+        return None
+    for problem in problems:
+        warnings.warn(f"{problem}; mention skipped (on_error={on_error!r})", stacklevel=4)
+    if stats is not None:
+        if problems:
+            stats.skipped[MENTION_SKIPPED] += len(problems)
+        for reason, count in pending.repaired.items():
+            stats.repaired[reason] += count
+            stats.examples.setdefault(reason, pending.examples[reason])
+    return mentions
+
+
 @require_docs
 def read_pubtator(
     path: PathLike,
@@ -43,6 +126,7 @@ def read_pubtator(
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
     keep_duplicates: bool = False,
+    on_error: str = "raise",
 ) -> Iterator[Doc]:
     """Read a PubTator file (e.g. BioCreative V CDR).
 
@@ -57,7 +141,13 @@ def read_pubtator(
     ``D1|D2`` and ``-1`` kept). Of overlapping mentions the longer
     is kept (the first if equally long) and the others are counted. A
     mention column that differs from the text only by surrounding whitespace
-    is repaired (trimmed) and counted; any other difference is an error.
+    is repaired (trimmed) and counted; ids with stray whitespace are
+    stripped and counted. Any other problem of a mention line (offsets not
+    integers or outside the text, a mention column that does not match the
+    text, an empty type) is an error, or with `on_error` skipped, each one
+    reported in a warning naming file, line and field, and counted. Problems
+    of the file's structure (too few columns, a PMID that changes inside a
+    document, no title) are always errors.
 
     path (PathLike): The file.
     nlp (Language): Provides the tokenizer and vocab.
@@ -70,8 +160,15 @@ def read_pubtator(
     keep_duplicates (bool): Keep every document whose PMID was seen before;
         by default only the first is kept (the others are counted in
         `stats` and named in a warning either way).
+    on_error (str): A bad mention line: "raise" (default); "skip" or
+        "skip-doc": leave out its whole document (kept without the mention,
+        the entity would be taught as not an entity); "skip-mention": leave
+        out the mention only, keeping the document (for data where recall of
+        the annotation matters less than keeping every text).
     YIELDS (Doc): One Doc per document.
     """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))} (got {on_error!r})")
     path = Path(path)
     sentencizer = Sentencizer() if sentences else None
     pmid: Optional[str] = None
@@ -99,25 +196,10 @@ def read_pubtator(
         if title is None:
             raise line_error(path, start_line, "title", f"document {pmid} has no 'PMID|t|' title line")
         text = title if abstract is None else f"{title} {abstract}"
-        mentions: List[Mention] = []
-        for fields, line_no in raw_mentions:
-            start = _parse_offset(fields[1], path, line_no, "column 2 (start)")
-            end = _parse_offset(fields[2], path, line_no, "column 3 (end)")
-            check_range(start, end, text, path, line_no, "columns 2-3 (start, end)")
-            if text[start:end] != fields[3] and _same_but_whitespace(text[start:end], fields[3]):
-                # Stray spaces around the mention column (or the offsets)
-                # lose nothing: keep the mention, trimmed to the text.
-                start, end = _trimmed(text, start, end)
-                if stats is not None:
-                    stats.repaired["mentions with stray whitespace"] += 1
-            elif text[start:end] != fields[3]:
-                raise line_error(
-                    path, line_no, "column 4 (mention)",
-                    f"{fields[3]!r} does not match the text at {start}-{end}: {text[start:end]!r}",
-                )
-            if not fields[4]:
-                raise line_error(path, line_no, "column 5 (type)", "empty entity type")
-            mentions.append((start, end, fields[4], fields[5], line_no, "mention"))
+        mentions = _document_mentions(raw_mentions, text, path, on_error=on_error, stats=stats, where=(pmid, start_line))
+        if mentions is None:
+            pmid, title, abstract, raw_mentions = None, None, None, []
+            return None
         doc = doc_with_mentions(
             nlp, text, mentions, path, sentencizer=sentencizer, stats=stats
         )
