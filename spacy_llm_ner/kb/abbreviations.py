@@ -13,7 +13,18 @@ each use of a short form to the nearest definition before it.
 
 Detokenised text with spaces inside the parentheses ("PT Telekomunikasi
 Indonesia ( Telkom )") is read like "(Telkom)": the short form is stripped.
+
+Other scripts: full-width parentheses ("Chronic kidney disease（CKD）", as
+typed in Chinese and Japanese text) are read like " (...)". Definitions whose
+short or long form holds characters of a script written without spaces
+between words (Han, kana, Thai, Lao, Khmer, Myanmar) are not reported: the
+algorithm's word rules (the short form's first character starts a word of
+the long form, the long form's length in words) need those spaces, so the
+long form runs back to the last space ("北方的北京大学 (北大)" would define
+北大 as 北方的北京大学), and on one token per character a short form's uses
+match inside other words (北大 in 北大西洋, the North Atlantic).
 """
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -23,6 +34,14 @@ from spacy.attrs import IDX, ORTH
 from spacy.tokens import Doc
 
 _SEPARATORS = " \t\n\r\f-"
+_FULL_WIDTH = str.maketrans({"\uff08": "(", "\uff09": ")"})
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer,
+# kana, CJK ideographs (with extension A, compatibility, and the
+# supplementary planes' extensions).
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\U00020000-\U0003134f]"
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,20 @@ def _has_capital(text: str) -> bool:
 
 def _is_valid_short_form(text: str) -> bool:
     return bool(text) and _has_letter(text) and (text[0].isalnum() or text[0] == "(")
+
+
+def _next_open(text: str, norm: str, start: int) -> int:
+    """Where the next candidate's opening parenthesis is, from `start`: a
+    "(" after a space, or a full-width one (no space before it in CJK text).
+
+    text (str): The text.
+    norm (str): The text with full-width parentheses made ASCII.
+    start (int): Where to search from.
+    RETURNS (int): The parenthesis' offset, or -1.
+    """
+    spaced = norm.find(" (", start)
+    found = [i for i in (spaced + 1 if spaced > -1 else -1, text.find("\uff08", start)) if i > -1]
+    return min(found) if found else -1
 
 
 def _count_words(text: str) -> int:
@@ -116,9 +149,10 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
     """
     found: List[Abbreviation] = []
     lower_bound = 0  # the reference code searches after the previous "(" only
-    open_paren = text.find(" (")
+    original, text = text, text.translate(_FULL_WIDTH)  # same offsets
+    open_paren = _next_open(original, text, 0)
     while open_paren > -1:
-        open_paren += 1
+        before_paren = open_paren - 1 if open_paren > 0 and text[open_paren - 1] == " " else open_paren
         close_paren = text.find(")", open_paren)
         if close_paren == -1:
             break
@@ -134,9 +168,9 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
                 short = short[:cut]
         if len(short.split()) > 2 or len(short) > len(long):
             # "long form (short form)" did not fit: try "short form (long form)".
-            word_start = text.rfind(" ", lower_bound, max(lower_bound, open_paren - 1)) + 1
+            word_start = text.rfind(" ", lower_bound, max(lower_bound, before_paren)) + 1
             word_start = max(word_start, lower_bound)
-            long, short = short, text[word_start : open_paren - 1]
+            long, short = short, text[word_start:before_paren]
             short_start, long_offset = word_start, open_paren + 1
             if not _has_capital(short):
                 short = ""
@@ -147,13 +181,13 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
         short, long = short.strip(), long.strip()
         if _is_valid_short_form(short):
             accepted = _accept(short, long)
-            if accepted is not None:
+            if accepted is not None and not _UNSPACED.search(short + accepted):
                 accepted = accepted.strip()
                 found.append(
                     Abbreviation(short=short, long=accepted, start=short_start, long_start=long_end - len(accepted))
                 )
         lower_bound = open_paren
-        open_paren = text.find(" (", open_paren)
+        open_paren = _next_open(original, text, open_paren + 1)
     return found
 
 
