@@ -184,3 +184,20 @@ def test_convert_cli_strict_conll_jsonl(tmp_path, name, text, last):
     result = CliRunner().invoke(app, ["convert", str(path), str(out), "--strict"])
     assert result.exit_code == 1 and flat(f"{path}, line {last}, line: {CUT}") in flat(result.output)
     assert not out.exists()
+
+
+def test_every_document_skipped_is_an_error_saying_so(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text(BAD1, encoding="utf8")
+    with pytest.raises(ValueError) as info:
+        pubtator(path, on_error="skip")
+    assert str(info.value) == f"{path}: no documents left: all 1 had a bad mention and were skipped (on_error='skip')"
+
+
+def test_a_correct_copy_of_a_skipped_document_is_kept(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text(BAD1 + "\n" + DOC1, encoding="utf8")
+    stats = ConvertStats()
+    docs, messages = pubtator(path, stats=stats, on_error="skip")
+    assert [[e.text for e in d.ents] for d in docs] == [["Lithium", "Renal failure"]]
+    assert stats.skipped == {"documents with a bad mention (on_error=skip)": 1} and len(messages) == 1

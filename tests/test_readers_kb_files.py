@@ -173,7 +173,7 @@ def test_build_kb_columns_only_for_csv(tmp_path):
     path.write_text('{"id": "D1", "name": "Tumor"}\n', encoding="utf8")
     result = CliRunner().invoke(app, ["build-kb", str(path), str(tmp_path / "kb"), "--columns", "id,name"])
     assert result.exit_code == 1
-    assert flat("--columns applies to CSV and TSV files only (this one reads as jsonl)") in flat(result.output)
+    assert flat("--columns applies to CSV and TSV files only (this one reads as jsonl; --format csv or --format tsv if it is one)") in flat(result.output)
 
 
 def test_real_headerless_emerson_entities():
@@ -185,3 +185,9 @@ def test_real_headerless_emerson_entities():
     records = list(read_csv(path, columns=["id", "name", "description"]))
     assert {r.id for r in records} >= {"Q312545", "Q48226", "Q215952"}
     assert all(r.id.startswith("Q") and r.name and r.description for r in records)
+
+
+def test_capitalised_header_reads(tmp_path):
+    path = tmp_path / "kb.csv"
+    path.write_text("ID,Name,Description\nQ1,Roy Emerson,tennis player\n", encoding="utf8")
+    assert [(r.id, r.name, r.description) for r in read_csv(path)] == [("Q1", "Roy Emerson", "tennis player")]

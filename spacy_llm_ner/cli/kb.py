@@ -6,6 +6,7 @@ from typing import Any, Dict, List
 
 import spacy
 import typer
+from spacy.vocab import Vocab
 from wasabi import msg
 
 from ..kb.knowledge_base import LinkerKB
@@ -70,7 +71,9 @@ def build_kb_cli(
             n = sum(stats.unknown_ids.values())
             top = ", ".join(f"{k} ({v})" for k, v in sorted(stats.unknown_ids.items(), key=lambda kv: -kv[1])[:5])
             msg.warn(f"{n} mentions have ids not in the KB and were not added: {top}")
-    kb = LinkerKB.from_records(spacy.blank("en").vocab, records)
+    # A bare Vocab: spacy.blank() would import every installed spaCy factory
+    # (torch, transformers) through entry points, seconds for nothing here.
+    kb = LinkerKB.from_records(Vocab(), records)
     kb.to_disk(output_path)
     n_aliases = sum(len(record.all_names()) for record in records)
     n_described = sum(bool(record.description) for record in records)
@@ -89,7 +92,10 @@ def _csv_options(input_path: Path, fmt: str, columns: str) -> Dict[str, Any]:
         return {}
     resolved = resolve_format(input_path, fmt)
     if resolved not in ("csv", "tsv"):
-        msg.fail(f"--columns applies to CSV and TSV files only (this one reads as {resolved})", exits=1)
+        msg.fail(
+            f"--columns applies to CSV and TSV files only (this one reads as {resolved}; "
+            "--format csv or --format tsv if it is one)", exits=1,
+        )
     return {"columns": [c.strip() for c in columns.split(",")]}
 
 

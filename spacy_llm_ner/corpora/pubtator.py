@@ -178,9 +178,10 @@ def read_pubtator(
     start_line = 0
     first_line: Dict[str, int] = {}  # PMID -> line of its first document
     duplicates: List[str] = []
+    n_kept, n_skipped = 0, 0  # documents (skipped: for a bad mention)
 
     def flush() -> Optional[Doc]:
-        nonlocal pmid, title, abstract, raw_mentions
+        nonlocal pmid, title, abstract, raw_mentions, n_kept, n_skipped
         if pmid is None:
             return None
         if pmid in first_line:
@@ -198,8 +199,13 @@ def read_pubtator(
         text = title if abstract is None else f"{title} {abstract}"
         mentions = _document_mentions(raw_mentions, text, path, on_error=on_error, stats=stats, where=(pmid, start_line))
         if mentions is None:
+            # Not "seen": a later, correct copy of the document is then kept.
+            if first_line[pmid] == start_line:
+                del first_line[pmid]
+            n_skipped += 1
             pmid, title, abstract, raw_mentions = None, None, None, []
             return None
+        n_kept += 1
         doc = doc_with_mentions(
             nlp, text, mentions, path, sentencizer=sentencizer, stats=stats
         )
@@ -259,6 +265,9 @@ def read_pubtator(
     doc = flush()
     if doc is not None:
         yield doc
+    if n_skipped and not n_kept:
+        # Not the empty-file error: the file had documents, all left out.
+        raise ValueError(f"{path}: no documents left: all {n_skipped} had a bad mention and were skipped (on_error={on_error!r})")
     if duplicates:
         _warn_duplicates(path, duplicates, kept=keep_duplicates)
 

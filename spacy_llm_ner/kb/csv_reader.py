@@ -91,7 +91,7 @@ def check_columns(columns: Sequence[str], *, source: str, path: str = "") -> Lis
 
 def _is_header(row: List[str]) -> bool:
     """Whether a row names only known columns, among them `id` (a header)."""
-    cells = [c.strip() for c in row]
+    cells = [c.strip().lower() for c in row]
     return "id" in cells and all(c in CSV_FIELDS for c in cells)
 
 
@@ -118,7 +118,8 @@ def _csv_header(rows: Iterator[Tuple[int, List[str]]], lines: _NumberedLines, pa
         _, header = next(rows)
     except StopIteration:
         raise KBFormatError("empty file (expected a header row)", path=str(path), line=1) from None
-    cells = [h.strip() for h in header]
+    # "ID", "Name": spreadsheets capitalise; the names are not case-sensitive.
+    cells = [h.strip().lower() for h in header]
     if not any(c in CSV_FIELDS for c in cells):
         raise _no_header(path, lines.text.rstrip("\r\n"), len(cells))
     return check_columns(cells, source="header", path=str(path))
