@@ -24,7 +24,6 @@ long form runs back to the last space ("北方的北京大学 (北大)" would de
 北大 as 北方的北京大学), and on one token per character a short form's uses
 match inside other words (北大 in 北大西洋, the North Atlantic).
 """
-import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,15 +32,10 @@ import numpy
 from spacy.attrs import IDX, ORTH
 from spacy.tokens import Doc
 
+from .normalize import UNSPACED_SCRIPT
+
 _SEPARATORS = " \t\n\r\f-"
 _FULL_WIDTH = str.maketrans({"\uff08": "(", "\uff09": ")"})
-# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer,
-# kana, CJK ideographs (with extension A, compatibility, and the
-# supplementary planes' extensions).
-_UNSPACED = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff\U00020000-\U0003134f]"
-)
 
 
 @dataclass(frozen=True)
@@ -181,7 +175,7 @@ def find_abbreviation_definitions(text: str) -> List[Abbreviation]:
         short, long = short.strip(), long.strip()
         if _is_valid_short_form(short):
             accepted = _accept(short, long)
-            if accepted is not None and not _UNSPACED.search(short + accepted):
+            if accepted is not None and not UNSPACED_SCRIPT.search(short + accepted):
                 accepted = accepted.strip()
                 found.append(
                     Abbreviation(short=short, long=accepted, start=short_start, long_start=long_end - len(accepted))

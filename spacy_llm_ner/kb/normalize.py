@@ -9,8 +9,11 @@ normalised alias is harmless.
 Steps: Unicode NFKD compatibility folding with accents (combining marks)
 removed, case folding, possessive "'s" dropped ("Alzheimer's" ->
 "alzheimer"), every non-alphanumeric character (punctuation, hyphens,
-underscores) to a space, whitespace collapsed, and a light per-token plural
-fold on ASCII words of four letters or more.
+underscores) to a space, whitespace collapsed, a light per-token plural
+fold on ASCII words of four letters or more, and no space left between two
+characters of a script written without spaces between words (CJK, Thai...):
+there a space or mark between characters is spelling variation, not a word
+break ("蒂姆·库克" and "蒂姆库克" are one name, Tim Cook).
 """
 import re
 import unicodedata
@@ -18,6 +21,13 @@ from typing import List
 
 _POSSESSIVE = re.compile(r"['\u2019]s\b")
 _NON_WORD = re.compile(r"[\W_]+")
+# Scripts written without spaces between words: Thai, Lao, Myanmar, Khmer,
+# kana, CJK ideographs (with extension A, compatibility ideographs and the
+# supplementary planes' extensions).
+UNSPACED_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\U00020000-\U0003134f]"
+)
 # ASCII fast path: everything but letters and digits becomes a space.
 _ASCII_TABLE = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
 
@@ -61,7 +71,23 @@ def normalize(text: str) -> str:
         # are stripped after it as well as before.
         text = _strip_marks(_strip_marks(text).casefold())
         words = _NON_WORD.sub(" ", text).split()
+        if UNSPACED_SCRIPT.search(text):
+            return _join_unspaced([_fold_token(w) for w in words])
     return " ".join(_fold_token(w) for w in words)
+
+
+def _join_unspaced(words: List[str]) -> str:
+    """Join words with single spaces, but with none between two characters
+    of an unspaced script.
+
+    words (List[str]): Normalised words.
+    RETURNS (str): The joined text.
+    """
+    out = words[:1]
+    for word in words[1:]:
+        glued = UNSPACED_SCRIPT.match(out[-1][-1]) and UNSPACED_SCRIPT.match(word[0])
+        out.append(word if glued else " " + word)
+    return "".join(out)
 
 
 def tokens(text: str) -> List[str]:

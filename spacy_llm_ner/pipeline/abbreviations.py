@@ -34,6 +34,12 @@ follow the first); definitions of one short form with the same long form
 (its words up to the last content word, case aside) share their evidence: the
 first of them with a source gives the label, and removal needs all of them
 to overlap no entity.
+
+Other scripts: `short_form_definitions` reports no definition in a script
+written without spaces between words (Chinese, Japanese, Thai: the reasons
+are in kb/abbreviations.py), so on such text the rule changes only the uses
+of Latin-script short forms, which may be defined in full-width parentheses
+("慢性肾病 chronic kidney disease（CKD）").
 """
 from bisect import bisect_left, bisect_right
 from collections import Counter
