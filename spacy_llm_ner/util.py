@@ -2,9 +2,6 @@
 import os
 import sys
 
-# ml/ops.py needs only spaCy and thinc, so importing it here costs nothing.
-from .ml.ops import limit_blas_threads_in_child
-
 _FORK_GUARD_INSTALLED = False
 
 
@@ -15,6 +12,9 @@ def _one_thread_per_worker() -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+    # Imported here: the package imports util first, and ml/ pulls in spaCy.
+    from .ml.ops import limit_blas_threads_in_child
+
     limit_blas_threads_in_child()
 
 

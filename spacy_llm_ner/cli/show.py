@@ -1,17 +1,18 @@
 """Annotate a few texts with a trained pipeline and show the entities."""
+from __future__ import annotations
+
 import warnings
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Optional, Tuple
 
-import spacy
 import typer
-from spacy import displacy
-from spacy.tokens import Doc, DocBin, Span
 from wasabi import msg
 
-from ..pipeline.display import render_links
 from . import app
+
+if TYPE_CHECKING:  # spaCy is imported when the command runs (see cli/__init__.py)
+    from spacy.tokens import Doc, Span
 
 
 def load_texts(
@@ -37,6 +38,8 @@ def load_texts(
 
 
 def _score(ent: Span, attr: str) -> str:
+    from spacy.tokens import Span
+
     value = getattr(ent._, attr) if Span.has_extension(attr) else None
     return "-" if value is None else f"{value:.3f}"
 
@@ -83,6 +86,12 @@ def show_cli(
     ),
 ) -> None:
     """Annotate texts with a pipeline and print the entities it finds."""
+    import spacy
+    from spacy import displacy
+    from spacy.tokens import Doc, DocBin
+
+    from ..pipeline.display import render_links
+
     nlp = spacy.load(model)
     inputs: List = list(load_texts(texts=text, text_file=text_file, n=n))
     gold: List[Optional[Doc]] = [None] * len(inputs)
