@@ -1,0 +1,20 @@
+"""The engines `annotate` can run on. Each module has
+`run_parts(parts, options, *, workers, address) -> Iterator[PartStats]`, yielding
+each part's figures once its files are written; the engine, not this package,
+schedules the parts and retries the ones a dead worker had."""
+import importlib
+from typing import Callable
+
+ENGINES = {"local": "local", "dask": "dask_engine", "ray": "ray_engine"}
+
+
+def get_engine(name: str) -> Callable:
+    """The run_parts function of an engine.
+
+    name (str): One of ENGINES.
+    RETURNS (Callable): Its run_parts.
+    RAISES (ValueError): If the name is unknown.
+    """
+    if name not in ENGINES:
+        raise ValueError(f"Unknown engine '{name}' (expected one of {', '.join(ENGINES)})")
+    return importlib.import_module(f"{__name__}.{ENGINES[name]}").run_parts
