@@ -131,6 +131,22 @@ def test_project_passes_the_language_everywhere():
     assert converts and all("--lang ${vars.lang}" in line for line in converts)
 
 
+def test_project_convert_makes_the_configs_tokens(tmp_path):
+    """`convert --lang zh` (the project's convert with --vars.lang zh) gives
+    gold docs that the zh configs' tokenizer splits the same way."""
+    import subprocess
+    import sys
+
+    lines = [{"text": text, "entities": [[s, e, label] for s, e, label in ents]} for text, ents in ZH_DATA]
+    (tmp_path / "zh.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf8")
+    command = [sys.executable, "-m", "spacy_llm_ner", "convert", str(tmp_path / "zh.jsonl"), str(tmp_path / "zh.spacy")]
+    subprocess.run(command + ["--format", "jsonl", "--lang", "zh"], check=True, capture_output=True)
+    nlp = _build("ner", "unused", **{"nlp.lang": "zh"})
+    docs = list(DocBin().from_disk(tmp_path / "zh.spacy").get_docs(nlp.vocab))
+    assert [_ents(doc) for doc in docs] == [gold for _, gold in ZH_DATA]
+    assert all([t.text for t in doc] == [t.text for t in nlp.make_doc(doc.text)] for doc in docs)
+
+
 # -- Chinese end to end through `spacy train` ----------------------------------
 
 
