@@ -10,6 +10,6 @@ def main() -> None:
 
 
 # Commands register themselves on `app` when their module is imported.
-from . import annotate, convert, distill, kb, lora, onnx, quantize, show, weak  # noqa: E402,F401
+from . import align, annotate, convert, distill, kb, lora, onnx, quantize, show, weak  # noqa: E402,F401
 
 __all__ = ["app"]
