@@ -16,7 +16,7 @@ change.
 import warnings
 from collections import Counter
 from itertools import islice
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -58,14 +58,14 @@ def check_training_language(
         message = tokenization_mismatch(references, make_doc=nlp.make_doc, lang=nlp.lang, name=name)
         if message:
             warnings.warn(message)
-    tokenizer = backbone_tokenizer(nlp, model)
+    tokenizer = backbone_tokenizer(nlp, model, name=name)
     if tokenizer is not None:
         message = unknown_word_pieces([doc.text for doc in references], tokenizer=tokenizer, name=name)
         if message:
             warnings.warn(message)
 
 
-def _bounds(doc: Doc) -> Tuple[set, set]:
+def _bounds(doc: Doc) -> Tuple[Set[int], Set[int]]:
     return {t.idx for t in doc}, {t.idx + len(t) for t in doc}
 
 
@@ -114,25 +114,26 @@ def tokenization_mismatch(
         f"inside one of its tokens, so '{name}' can never predict them. First: entity {entity!r}; "
         f"gold tokens {_shown([t.text for t in reference])}; pipeline tokens "
         f"{_shown([t.text for t in predicted])}. Train with the language the gold docs were made "
-        "with (`--nlp.lang zh`, the project's `--vars.lang zh`), or set [nlp.tokenizer] to their "
-        'tokenizer (e.g. {"@tokenizers":"spacy.zh.ChineseTokenizer","segmenter":"char"}), or '
+        "with (e.g. `--nlp.lang zh`; in the project `--vars.lang zh`), or set [nlp.tokenizer] to "
+        'their tokenizer (e.g. {"@tokenizers":"spacy.zh.ChineseTokenizer","segmenter":"char"}), or '
         "convert the corpus with the pipeline's language (`spacy_llm_ner convert --lang`)."
     )
 
 
-def backbone_tokenizer(nlp: Optional[Language], model: Model) -> Optional[Any]:
+def backbone_tokenizer(nlp: Optional[Language], model: Model, *, name: str) -> Optional[Any]:
     """The Hugging Face tokenizer of the transformer the model listens to
     (or holds), once that transformer is initialized; no forward pass.
 
     nlp (Optional[Language]): The pipeline, to find a listener's upstream.
     model (Model): The component's model.
+    name (str): The component's name.
     RETURNS (Optional[Any]): The tokenizer, or None (a CNN tok2vec, or a
         transformer not loaded yet).
     """
     source = model
     if nlp is not None:
         try:
-            upstream = backbone_parts(nlp, model, name="transformer_ner")[1]
+            upstream = backbone_parts(nlp, model, name=name)[1]
         except ValueError:
             upstream = None
         source = upstream.model if upstream is not None else model
