@@ -78,3 +78,32 @@ def test_explicit_kb_priors_weight_the_dictionary_counts():
     priors = {c.entity_: c.prior_prob for c in _kb(records).get_alias_candidates("cold")}
     # Dictionary pseudo-counts 1.8 (A) and 0.2 (B), plus one mention of B.
     assert priors["A"] == pytest.approx(1.8 / 3.0, abs=1e-4)
+
+
+def test_build_kb_cli_writes_count_priors(tmp_path):
+    from spacy.tokens import DocBin
+    from typer.testing import CliRunner
+
+    from spacy_llm_ner.cli import app
+
+    kb_file = tmp_path / "kb.jsonl"
+    kb_file.write_text(
+        '{"id": "D006432", "name": "Hemochromatosis", "aliases": ["hemochromatosis", "Bronze Diabetes"]}\n'
+        '{"id": "D008223", "name": "Lymphoma"}\n', encoding="utf8",
+    )
+    nlp = spacy.blank("en")
+    docs = []
+    for kb_id in ["D006432"] * 4 + ["D008223"]:
+        doc = nlp("hemochromatosis was seen")
+        doc.ents = [doc.char_span(0, 15, label="Disease", kb_id=kb_id)]
+        docs.append(doc)
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    args = ["build-kb", str(kb_file), str(tmp_path / "out"), "--aliases-from", str(tmp_path / "train.spacy")]
+    result = CliRunner().invoke(app, args + ["--pseudo-count", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Priors from 5 mention counts over 2 entities" in " ".join(result.output.split())
+    kb = LinkerKB.load(tmp_path / "out", spacy.blank("en").vocab)
+    priors = {c.entity_: c.prior_prob for c in kb.get_alias_candidates("hemochromatosis")}
+    # c'(a, H) = 4 + 2/3 (pseudo-count 2 over H's three names), c'(a, L) = 1.
+    assert priors["D006432"] == pytest.approx((4 + 2 / 3) / (5 + 2 / 3), abs=1e-4)
+    assert CliRunner().invoke(app, args + ["--pseudo-count", "0"]).exit_code != 0

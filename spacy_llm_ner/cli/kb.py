@@ -34,12 +34,21 @@ def build_kb_cli(
     columns: str = typer.Option(
         "", "--columns", help="CSV/TSV without a header row: its columns in order, e.g. id,name,description"
     ),
+    pseudo_count: float = typer.Option(
+        1.0, "--pseudo-count",
+        help="With --aliases-from: how many mentions an entity's dictionary names are worth in the priors",
+    ),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
     LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
     --aliases-from, the gold mentions of annotated data are added as aliases
-    (the mention names the corpus uses but the dictionary lacks)."""
+    (the mention names the corpus uses but the dictionary lacks) and the
+    priors come from how often each text links to each entity: P(entity |
+    alias) = c'(alias, entity) / sum over entities, the counts plus
+    --pseudo-count for the dictionary's names of each entity."""
     start = time.perf_counter()
+    if not pseudo_count > 0:
+        msg.fail(f"--pseudo-count must be > 0 (got {pseudo_count:g})", exits=1)
     csv_options = _csv_options(input_path, fmt, columns)
     try:
         # Reader warnings (skipped records, a cut last line, stripped ids) shown like the rest.
@@ -55,11 +64,16 @@ def build_kb_cli(
         msg.warn(str(warning.message))
     if aliases_from:
         mentions = read_linked_mentions(aliases_from, labels=alias_labels)
-        records, stats = add_mention_aliases(records, mentions)
+        records, stats = add_mention_aliases(records, mentions, pseudo_count=pseudo_count)
         msg.info(
             f"Mention aliases: {stats.added} added, {stats.known} already names, "
             f"{stats.composite} with composite ids left out"
         )
+        if stats.counted:
+            msg.info(
+                f"Priors from {stats.counted} mention counts over {stats.entities_counted} entities "
+                f"(+ {pseudo_count:g} pseudo-count per entity for its dictionary names)"
+            )
         if alias_labels and not stats.added + stats.known + stats.composite + sum(stats.unknown_ids.values()):
             found = linked_labels(aliases_from)
             msg.warn(
