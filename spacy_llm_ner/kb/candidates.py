@@ -13,13 +13,14 @@ The n-gram stage is skipped for a mention that already has `top_k` entities
 at similarity 1.0, since nothing it finds could rank above them.
 """
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from .abbreviations import find_abbreviations
-from .normalize import normalize
+from .lookup import Hits, gather
+from .normalize_batch import normalize_batch
 
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.tokens import Doc, Span
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 STAGES: Tuple[str, ...] = ("exact", "normalized", "ngram", "abbreviation")
 _PRIORITY = {"abbreviation": 0, "exact": 1, "normalized": 2, "ngram": 3}
+_SOURCES = tuple(sorted(_PRIORITY, key=_PRIORITY.__getitem__))
 AbbreviationMaps = Union[None, Mapping[str, str], Sequence[Optional[Mapping[str, str]]]]
 
 
@@ -156,44 +158,6 @@ class DocAbbreviations:
         return [per_doc[id(s.doc)] for s in spans]
 
 
-class _Segments:
-    """Global-row view over the KB's segments."""
-
-    def __init__(self, segments: Sequence["Segment"]) -> None:
-        self.segments = segments
-        self.starts = np.cumsum([0] + [len(s) for s in segments])
-
-    def gather(self, kind: str, text: str) -> List[Tuple[int, float, str]]:
-        """(global row, P(entity | text), matched alias) over all segments.
-
-        kind (str): "alias" (exact surface string) or "norm" (normalised).
-        text (str): The string.
-        """
-        rows: List[np.ndarray] = []
-        p_text: List[np.ndarray] = []
-        priors: List[np.ndarray] = []
-        aliases: List[str] = []
-        for start, seg in zip(self.starts, self.segments):
-            found = seg.alias_entries(text) if kind == "alias" else seg.norm_entries(text)
-            if found is None:
-                continue
-            local, p, alias_keys = found
-            rows.append(local.astype(np.int64) + start)
-            p_text.append(p)
-            priors.append(seg.prior[local])
-            aliases.extend(seg.alias_string(k) for k in alias_keys)
-        if not rows:
-            return []
-        if len(rows) == 1 and len(rows[0]) == 1:  # the common case: one reading
-            return [(int(rows[0][0]), 1.0, aliases[0])]
-        posterior = entity_given_alias(np.concatenate(p_text), np.concatenate(priors))
-        return list(zip(np.concatenate(rows).tolist(), posterior.tolist(), aliases))
-
-    def entity_id(self, row: int) -> str:
-        i = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.segments[i].entity_id(row - int(self.starts[i]))
-
-
 def entity_given_alias(p_alias_given_entity: np.ndarray, entity_prior: np.ndarray) -> np.ndarray:
     """P(entity | alias) by Bayes' rule over the entities sharing an alias.
 
@@ -240,67 +204,206 @@ def generate(
     use = set(config.stages if stages is None else stages)
     if use - set(STAGES):
         raise ValueError(f"unknown candidate stages {sorted(use - set(STAGES))}; choose from {STAGES}")
-    view = _Segments(segments)
     if abbreviations is None or isinstance(abbreviations, Mapping):
         maps: Sequence[Optional[Mapping[str, str]]] = [abbreviations] * len(mentions)
     else:
         maps = abbreviations
         if len(maps) != len(mentions):
             raise ValueError(f"got {len(maps)} abbreviation maps for {len(mentions)} mentions")
-    # Per mention: entity row -> (score, priority, prior, alias, source, query).
-    best: List[Dict[int, Tuple[float, int, float, str, str, str]]] = [{} for _ in mentions]
-
-    def offer(m: int, hits: List[Tuple[int, float, str]], score: float, source: str, query: str) -> None:
-        prio = _PRIORITY[source]
-        table = best[m]
-        for row, prior, alias in hits:
-            old = table.get(row)
-            if old is None or (score, -prio, prior) > (old[0], -old[1], old[2]):
-                table[row] = (score, prio, prior, alias, source, query)
-
-    queries: List[Tuple[int, str, str, bool]] = []  # mention, text, normalised, via abbreviation
-    for m, mention in enumerate(mentions):
-        queries.append((m, mention, normalize(mention), False))
-        if "abbreviation" in use:
-            long_form = expand_abbreviation(mention, maps[m])
-            if long_form is not None and long_form != mention:
-                queries.append((m, long_form, normalize(long_form), True))
-    for m, text, norm, via in queries:
-        if "exact" in use:
-            offer(m, view.gather("alias", text), 1.0, "abbreviation" if via else "exact", text)
-        if "normalized" in use and norm:
-            offer(m, view.gather("norm", norm), 1.0, "abbreviation" if via else "normalized", text)
+    queries = _Queries.make(mentions, maps, expand="abbreviation" in use, normalise=bool(use & {"normalized", "ngram"}))
+    starts = np.cumsum([0] + [len(s) for s in segments])
+    table = _exact_stages(segments, starts, queries, use)
     if "ngram" in use and idf is not None and len(segments):
-        todo = [q for q in queries if q[2] and sum(1 for v in best[q[0]].values() if v[0] >= 1.0) < top_k]
+        full = np.bincount(table.mention[table.score >= 1.0], minlength=len(mentions))
+        todo = [i for i, norm in enumerate(queries.norm) if norm and full[queries.mention[i]] < top_k]
         if todo:
-            _ngram_stage(view, idf, todo, offer, config, top_k)
-    out: List[List[ScoredCandidate]] = []
-    for table in best:
-        ranked = sorted(table.items(), key=lambda kv: (-kv[1][0], kv[1][1], -kv[1][2], kv[0]))[:top_k]
-        out.append(
-            [
-                ScoredCandidate(
-                    entity_id=view.entity_id(row), alias=alias, prior=prior, score=score, source=source, query=query
-                )
-                for row, (score, _, prior, alias, source, query) in ranked
-            ]
+            found = _ngram_stage(segments, starts, queries, np.asarray(todo, dtype=np.int64), config, top_k)
+            table = _best_per_row(_Table.concat([table, found]))
+    return _ranked(segments, starts, queries, table, n_mentions=len(mentions), top_k=top_k)
+
+
+@dataclass
+class _Queries:
+    """The strings looked up: each mention, and the long form it stands for
+    where the document defines it as an abbreviation.
+
+    mention (np.ndarray): int64 mention of each query.
+    text (List[str]): The looked-up strings.
+    norm (List[str]): Their normalisations ("" when not needed).
+    via (np.ndarray): bool, found through an abbreviation.
+    """
+
+    mention: np.ndarray
+    text: List[str]
+    norm: List[str]
+    via: np.ndarray
+
+    @classmethod
+    def make(
+        cls, mentions: Sequence[str], maps: Sequence[Optional[Mapping[str, str]]], *, expand: bool, normalise: bool
+    ) -> "_Queries":
+        """The queries of a batch (a mention's own query, then its long form).
+
+        mentions (Sequence[str]): Mention texts.
+        maps (Sequence[Optional[Mapping[str, str]]]): Abbreviations per mention.
+        expand (bool): Add the long forms.
+        normalise (bool): Fill `norm`.
+        RETURNS (_Queries): The queries.
+        """
+        index, text, via = [], [], []
+        for m, mention in enumerate(mentions):
+            index.append(m), text.append(mention), via.append(False)
+            long_form = expand_abbreviation(mention, maps[m]) if expand else None
+            if long_form is not None and long_form != mention:
+                index.append(m), text.append(long_form), via.append(True)
+        norm = normalize_batch(text) if normalise else [""] * len(text)
+        return cls(np.asarray(index, dtype=np.int64), text, norm, np.asarray(via, dtype=bool))
+
+
+@dataclass
+class _Table:
+    """Offered candidates as flat columns (one item per offer).
+
+    mention, row, score, prio, prior: as in the ranking; seg, alias: where
+    the matched alias is (alias -1: the query text); query: which query;
+    seq: order of the offer (on a full tie the first offer is kept).
+    """
+
+    mention: np.ndarray
+    row: np.ndarray
+    score: np.ndarray
+    prio: np.ndarray
+    prior: np.ndarray
+    seg: np.ndarray
+    alias: np.ndarray
+    query: np.ndarray
+    seq: np.ndarray
+
+    @classmethod
+    def from_hits(cls, hits: Hits, queries: _Queries, query: np.ndarray, score: np.ndarray, prio: int, seq: np.ndarray) -> "_Table":
+        via = queries.via[query]
+        return cls(
+            mention=queries.mention[query], row=hits.row, score=score, prio=np.where(via, _PRIORITY["abbreviation"], prio),
+            prior=hits.prior, seg=hits.seg, alias=hits.alias, query=query, seq=seq,
         )
-    return out
+
+    @classmethod
+    def concat(cls, parts: Sequence["_Table"]) -> "_Table":
+        names = [f.name for f in fields(cls)]
+        if not parts:
+            return cls(*(np.zeros(0, dtype=np.int64) for _ in names))
+        return cls(*(np.concatenate([getattr(t, f) for t in parts]) for f in names))
+
+    def take(self, index: np.ndarray) -> "_Table":
+        return _Table(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
-def _ngram_stage(view: _Segments, idf: "Idf", todo, offer, config: CascadeConfig, top_k: int) -> None:
+def _exact_stages(segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, use: Set[str]) -> _Table:
+    """Exact and normalised matches (score 1.0), best offer per entity.
+
+    segments (Sequence[Segment]): The KB's segments.
+    starts (np.ndarray): Global row of each segment's first entity.
+    queries (_Queries): The queries.
+    use (Set[str]): Stages to run.
+    RETURNS (_Table): One item per (mention, entity).
+    """
+    parts = []
+    for stage, kind, strings, step in (
+        ("exact", "alias", queries.text, 0), ("normalized", "norm", [n or None for n in queries.norm], 1)
+    ):
+        if stage not in use or not len(segments):
+            continue
+        hits = gather(segments, starts, kind, strings)
+        # Offer order of the per-mention loop: each query's exact, then its normalised.
+        seq = 2 * hits.group + step
+        parts.append(_Table.from_hits(hits, queries, hits.group, np.ones(len(hits)), _PRIORITY[stage], seq))
+    return _best_per_row(_Table.concat(parts))
+
+
+def _ngram_stage(
+    segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, todo: np.ndarray, config: CascadeConfig, top_k: int
+) -> _Table:
+    """Entities whose normalised names are nearest to the queries' by
+    3-gram cosine (each name's entities with P(entity | name)).
+
+    segments (Sequence[Segment]): The KB's segments.
+    starts (np.ndarray): Global row of each segment's first entity.
+    queries (_Queries): The queries.
+    todo (np.ndarray): Queries to search for.
+    config (CascadeConfig): Settings.
+    top_k (int): Candidates per mention.
+    RETURNS (_Table): The offers, in the order of the per-mention loop.
+    """
     n_rows = config.ngram_rows or 3 * top_k
-    vectors = None
-    for seg in view.segments:
+    vectors, parts, seq_start = None, [], 2 * len(queries.text)
+    for s, seg in enumerate(segments):
         if seg.ngrams.n_rows == 0:
             continue
         if vectors is None:
-            vectors = seg.ngrams.query_vectors([q[2] for q in todo])
-        results = seg.ngrams.search(
+            vectors = seg.ngrams.query_vectors([queries.norm[i] for i in todo])
+        q, keys, scores = seg.ngrams.search_flat(
             vectors, top_n=n_rows, budget=config.ngram_budget, min_grams=config.ngram_min_grams,
             rescore=config.rescore, min_score=config.min_ngram_score,
         )
-        for (m, text, _, via), rows in zip(todo, results):
-            for key, score in rows:
-                norm = seg.norm_string(key)
-                offer(m, view.gather("norm", norm), score, "abbreviation" if via else "ngram", text)
+        # Each found name is looked up in every segment, as a string in the others.
+        strings = [seg.norm_string(k) for k in keys] if len(segments) > 1 else [None] * len(keys)
+        known = [keys if t == s else None for t in range(len(segments))]
+        hits = gather(segments, starts, "norm", strings, keys=known)
+        query = todo[q[hits.group]]
+        seq = seq_start + np.arange(len(hits))
+        seq_start += len(hits)
+        parts.append(_Table.from_hits(hits, queries, query, scores[hits.group], _PRIORITY["ngram"], seq))
+    return _Table.concat(parts)
+
+
+def _best_per_row(table: _Table) -> _Table:
+    """Each (mention, entity) once, with its best offer: highest score, then
+    source priority, then prior, then the first offered.
+
+    table (_Table): Offers.
+    RETURNS (_Table): The best offers.
+    """
+    if len(table.row) == 0:
+        return table
+    order = np.lexsort((table.seq, -table.prior, table.prio, -table.score, table.row, table.mention))
+    m, r = table.mention[order], table.row[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (m[1:] != m[:-1]) | (r[1:] != r[:-1])
+    return table.take(order[first])
+
+
+def _ranked(
+    segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, table: _Table, *, n_mentions: int, top_k: int
+) -> List[List[ScoredCandidate]]:
+    """The `top_k` best candidates of each mention.
+
+    segments (Sequence[Segment]): The KB's segments.
+    starts (np.ndarray): Global row of each segment's first entity.
+    queries (_Queries): The queries.
+    table (_Table): Best offer per (mention, entity).
+    n_mentions (int): Mentions in the batch.
+    top_k (int): Candidates per mention.
+    RETURNS (List[List[ScoredCandidate]]): Per mention, best first.
+    """
+    out: List[List[ScoredCandidate]] = [[] for _ in range(n_mentions)]
+    if len(table.row) == 0:
+        return out
+    order = np.lexsort((table.row, -table.prior, table.prio, -table.score, table.mention))
+    m = table.mention[order]
+    rank = np.arange(len(m)) - np.searchsorted(m, m)
+    table = table.take(order[rank < top_k])
+    seg_of = np.searchsorted(starts, table.row, side="right") - 1
+    local = table.row - starts[seg_of]
+    for m, s, row, alias_seg, alias, q, score, prio, prior in zip(
+        table.mention.tolist(), seg_of.tolist(), local.tolist(), table.seg.tolist(), table.alias.tolist(),
+        table.query.tolist(), table.score.tolist(), table.prio.tolist(), table.prior.tolist(),
+    ):
+        text = queries.text[q]
+        out[m].append(
+            ScoredCandidate(
+                entity_id=segments[s].entity_id(row),
+                alias=text if alias < 0 else segments[alias_seg].alias_string(alias),
+                prior=prior, score=min(1.0, score), source=_SOURCES[prio], query=text,
+            )
+        )
+    return out

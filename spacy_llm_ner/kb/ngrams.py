@@ -41,6 +41,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
+from .ngram_search import search_flat
+
+Forward = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
 N_FEATURES_BITS = 20
 N_FEATURES = 1 << N_FEATURES_BITS
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -147,13 +151,27 @@ class NgramIndex:
     postings (scipy.sparse.csr_matrix): (len(buckets), n_rows) unit-row
         weights, row indices sorted within each bucket.
     idf (Idf): The idf the weights were made with; queries use it too.
+    forward (Optional[Forward]): The same weights by row (indptr, local
+        bucket ids, weights), for exact rescoring; None: transposed from
+        the postings on first use (a KB saved in format 1 lacks them).
     """
 
-    def __init__(self, buckets: np.ndarray, postings: sp.csr_matrix, idf: Idf) -> None:
+    def __init__(
+        self, buckets: np.ndarray, postings: sp.csr_matrix, idf: Idf, *, forward: Optional["Forward"] = None
+    ) -> None:
         self.buckets = buckets
         self.postings = postings
         self.idf = idf
         self.posting_len = np.diff(postings.indptr)
+        self._forward = forward
+
+    @property
+    def forward(self) -> "Forward":
+        """The weights by row: (int64 indptr, int32 bucket ids, float32 weights)."""
+        if self._forward is None:
+            by_row = self.postings.T.tocsr()
+            self._forward = (by_row.indptr, by_row.indices, by_row.data)
+        return self._forward
 
     @classmethod
     def build(cls, texts: Sequence[str], *, idf: Optional[Idf] = None, chunk_size: int = 200_000) -> "NgramIndex":
@@ -180,10 +198,11 @@ class NgramIndex:
         weights = sp.csr_matrix((weights.data, local, weights.indptr), shape=(weights.shape[0], len(buckets)), copy=False)
         del local
         postings = weights.T.tocsr()
-        del weights
         postings.sort_indices()
         postings.indices = postings.indices.astype(np.int32, copy=False)
-        return cls(buckets, postings, idf)
+        weights.sort_indices()
+        forward = (weights.indptr.astype(np.int64), weights.indices.astype(np.int32), weights.data)
+        return cls(buckets, postings, idf, forward=forward)
 
     @property
     def n_rows(self) -> int:
@@ -194,12 +213,16 @@ class NgramIndex:
 
         RETURNS (Dict[str, np.ndarray]): Named arrays.
         """
+        indptr, indices, data = self.forward
         return {
             "buckets": self.buckets,
             "indptr": self.postings.indptr,
             "indices": self.postings.indices,
             "data": self.postings.data,
             "shape": np.asarray(self.postings.shape, dtype=np.int64),
+            "fwd_indptr": indptr,
+            "fwd_indices": indices,
+            "fwd_data": data,
         }
 
     @classmethod
@@ -213,7 +236,10 @@ class NgramIndex:
         shape = tuple(int(x) for x in arrays["shape"])
         postings = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
         postings.has_sorted_indices = True
-        return cls(arrays["buckets"], postings, idf)
+        forward = None
+        if "fwd_indptr" in arrays:
+            forward = (arrays["fwd_indptr"], arrays["fwd_indices"], arrays["fwd_data"])
+        return cls(arrays["buckets"], postings, idf, forward=forward)
 
     def query_vectors(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF vectors of normalised query strings under this index's idf
@@ -252,10 +278,9 @@ class NgramIndex:
         Each query retrieves candidates through its rarest 3-grams only: at
         least `min_grams` of them, then more while their posting lists add
         up to at most `budget` entries. The `rescore` best candidates by that
-        partial score get the rest of the query's 3-grams added exactly
-        (binary search in the sorted posting lists), so every returned score
-        is the true cosine; rows sharing only common 3-grams with the query
-        can be missed.
+        partial score get their exact cosine (from the forward rows), so
+        every returned score is the true cosine; rows sharing only common
+        3-grams with the query can be missed.
 
         queries (scipy.sparse.csr_matrix): Unit query rows (`query_vectors`).
         top_n (int): Rows to return per query.
@@ -268,68 +293,33 @@ class NgramIndex:
         RETURNS (List[List[Tuple[int, float]]]): Per query, (row, cosine)
             best first.
         """
-        out: List[List[Tuple[int, float]]] = []
-        local = self._local(queries)
-        for start in range(0, local.shape[0], batch_size):
-            batch = local[start : start + batch_size]
-            if budget <= 0:
-                out.extend(self._full(batch, top_n, min_score))
-                continue
-            retrieve = self._retrieval_mask(batch, budget, min_grams)
-            # Copies: eliminate_zeros works in place and would garble `batch`.
-            rare = sp.csr_matrix(
-                (np.where(retrieve, batch.data, 0).astype(np.float32), batch.indices.copy(), batch.indptr.copy()),
-                shape=batch.shape,
-            )
-            rare.eliminate_zeros()
-            partial = (rare @ self.postings).tocsr()
-            for i in range(batch.shape[0]):
-                lo, hi = batch.indptr[i], batch.indptr[i + 1]
-                p_lo, p_hi = partial.indptr[i], partial.indptr[i + 1]
-                rows, scores = partial.indices[p_lo:p_hi], partial.data[p_lo:p_hi]
-                if len(rows) > rescore:
-                    keep = np.argpartition(-scores, rescore)[:rescore]
-                    rows, scores = rows[keep], scores[keep]
-                order = np.argsort(rows)
-                rows, scores = rows[order], scores[order].astype(np.float32, copy=True)
-                rest = ~retrieve[lo:hi]
-                for col, weight in zip(batch.indices[lo:hi][rest], batch.data[lo:hi][rest]):
-                    s, e = self.postings.indptr[col], self.postings.indptr[col + 1]
-                    posting = self.postings.indices[s:e]
-                    pos = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
-                    hit = posting[pos] == rows
-                    scores[hit] += weight * self.postings.data[s:e][pos[hit]]
-                out.append(_top(rows, scores, top_n, min_score))
+        q, rows, scores = self.search_flat(
+            queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
+            min_score=min_score,
+        )
+        out: List[List[Tuple[int, float]]] = [[] for _ in range(queries.shape[0])]
+        # Rounding can push a perfect match a hair over 1.
+        for i, row, score in zip(q.tolist(), rows.tolist(), scores.tolist()):
+            out[i].append((row, min(1.0, score)))
         return out
 
-    def _retrieval_mask(self, batch: sp.csr_matrix, budget: int, min_grams: int) -> np.ndarray:
-        """Which entries of each query row retrieve candidates: its rarest
-        3-grams, at least `min_grams`, then more within `budget`."""
-        lengths = self.posting_len[batch.indices]
-        row_of = np.repeat(np.arange(batch.shape[0]), np.diff(batch.indptr))
-        order = np.lexsort((lengths, row_of))  # rows stay in place, rarest first within a row
-        sorted_len = lengths[order]
-        cum = np.cumsum(sorted_len)
-        before_row = np.concatenate([[0], cum])[batch.indptr[:-1]]
-        within = cum - before_row[row_of]
-        rank = np.arange(len(order)) - batch.indptr[:-1][row_of]
-        mask = np.zeros(len(order), dtype=bool)
-        mask[order] = (rank < min_grams) | (within <= budget)
-        return mask
+    def search_flat(
+        self,
+        queries: sp.csr_matrix,
+        *,
+        top_n: int,
+        budget: int = 100000,
+        min_grams: int = 3,
+        rescore: int = 1000,
+        batch_size: int = 64,
+        min_score: float = 0.0,
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`search` as flat arrays (see `ngram_search.search_flat`).
 
-    def _full(self, batch: sp.csr_matrix, top_n: int, min_score: float) -> List[List[Tuple[int, float]]]:
-        product = (batch @ self.postings).tocsr()
-        result = []
-        for i in range(batch.shape[0]):
-            lo, hi = product.indptr[i], product.indptr[i + 1]
-            result.append(_top(product.indices[lo:hi], product.data[lo:hi], top_n, min_score))
-        return result
-
-
-def _top(rows: np.ndarray, scores: np.ndarray, top_n: int, min_score: float) -> List[Tuple[int, float]]:
-    if len(rows) > top_n:
-        keep = np.argpartition(-scores, top_n)[:top_n]
-        rows, scores = rows[keep], scores[keep]
-    order = np.lexsort((rows, -scores))
-    # Rounding can push a perfect match a hair over 1.
-    return [(int(rows[j]), min(1.0, float(scores[j]))) for j in order if scores[j] >= min_score and scores[j] > 0]
+        RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): Query, row and
+            cosine of each hit, by query, best first within a query.
+        """
+        return search_flat(
+            self, queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
+            min_score=min_score,
+        )

@@ -19,17 +19,21 @@ from .segment import Segment
 from .storage import decode_array, decode_bundle, encode_array, encode_bundle, load_bundle, save_bundle
 from .store import EntityStore
 
-FORMAT_VERSION = 1
+# 2: each segment's n-gram index also stores its forward rows (ng_fwd_*).
+# Format 1 folders load as they are: their forward rows are transposed from
+# the posting lists on the first n-gram search.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 
 
 def check_format(cfg: Dict[str, Any]) -> None:
-    """Refuse settings written by another format version.
+    """Refuse settings written by a format version this code cannot read.
 
     cfg (Dict[str, Any]): The saved settings.
     RAISES (ValueError): On another version.
     """
-    if cfg.get("format") != FORMAT_VERSION:
-        raise ValueError(f"unsupported LinkerKB format {cfg.get('format')!r} (expected {FORMAT_VERSION})")
+    if cfg.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"unsupported LinkerKB format {cfg.get('format')!r} (expected one of {READABLE_FORMATS})")
 
 
 def store_to_bytes(cfg: Dict[str, Any], store: EntityStore) -> bytes:
@@ -44,7 +48,7 @@ def store_to_bytes(cfg: Dict[str, Any], store: EntityStore) -> bytes:
         "cfg": cfg,
         "idf": None if idf is None else {k: encode_array(v) for k, v in idf.arrays().items()},
         "vectors": encode_array(store.vectors),
-        "segments": [encode_bundle(s.arrays, s.tries, s.meta) for s in store.segments],
+        "segments": [encode_bundle(s.saved_arrays(), s.tries, s.meta) for s in store.segments],
     }
     return srsly.msgpack_dumps(msg)
 
@@ -75,7 +79,7 @@ def save_folder(path: Path, cfg: Dict[str, Any], store: EntityStore) -> None:
         arrays.update(store.idf.arrays())
     save_bundle(path, arrays, {}, cfg)
     for i, seg in enumerate(store.segments):
-        save_bundle(path / "segments" / str(i), seg.arrays, seg.tries, seg.meta)
+        save_bundle(path / "segments" / str(i), seg.saved_arrays(), seg.tries, seg.meta)
 
 
 def load_folder(path: Path, *, mmap: bool) -> Tuple[Dict[str, Any], EntityStore]:
@@ -104,7 +108,7 @@ def read_settings(path: Path) -> Dict[str, Any]:
     RAISES (ValueError): If they are not those of this format version.
     """
     cfg = srsly.read_json(path / "meta.json")
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION:
+    if not isinstance(cfg, dict) or cfg.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unsupported LinkerKB format {cfg.get('format') if isinstance(cfg, dict) else cfg!r}")
     return cfg
 

@@ -72,6 +72,16 @@ class Segment:
     def __len__(self) -> int:
         return len(self.id_key)
 
+    def saved_arrays(self) -> Dict[str, np.ndarray]:
+        """The arrays to save: the segment's own, plus the n-gram index's
+        forward rows where it was loaded from format 1, which lacks them.
+
+        RETURNS (Dict[str, np.ndarray]): Named arrays.
+        """
+        if "ng_fwd_indptr" in self.arrays:
+            return self.arrays
+        return {**self.arrays, **{f"ng_{k}": v for k, v in self.ngrams.arrays().items() if k.startswith("fwd_")}}
+
     # -- building -------------------------------------------------------
 
     @classmethod

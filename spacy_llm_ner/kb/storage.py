@@ -113,7 +113,12 @@ def load_bundle(folder: Path, *, mmap: bool) -> Tuple[Dict[str, np.ndarray], Dic
     mmap (bool): Memory-map arrays and tries instead of reading them.
     RETURNS (Tuple[dict, dict, dict]): Arrays, tries, meta.
     """
-    arrays = {p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False) for p in sorted(folder.glob("*.npy"))}
+    # Plain ndarray views of the maps: np.memmap's Python-level __getitem__
+    # and __array_finalize__ cost more than a small look-up itself.
+    arrays = {
+        p.stem: np.asarray(np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False))
+        for p in sorted(folder.glob("*.npy"))
+    }
     tries = {}
     for p in sorted(folder.glob("*.marisa")):
         trie = marisa_trie.Trie()

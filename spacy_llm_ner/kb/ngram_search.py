@@ -1,0 +1,152 @@
+"""Nearest-neighbour search in an `NgramIndex`, vectorised over a batch.
+
+Retrieval is as before (ngrams.py): each query's rarest 3-grams, within a
+budget of posting entries, in one scipy sparse product per batch. What
+changed is the rest, which used to loop in Python per query and per common
+3-gram (a binary search of each candidate in each posting list):
+
+- the shortlist (the `rescore` best candidates by partial score) is taken
+  from the product's flat arrays, sorting only the rows that are longer;
+- the exact cosine of every shortlisted (query, name) pair comes from the
+  forward rows of the index (name -> its 3-grams and weights, the transpose
+  of the posting lists): the pairs' 3-grams are gathered in one CSR gather
+  and joined with the query weights through a small dense table (the batch's
+  distinct 3-grams -> columns), then summed with `np.bincount`;
+- the top `top_n` per query is one lexsort over the batch.
+
+Results are flat arrays (query, row, score), best first within a query, so
+the cascade can gather the names' entities for the whole batch at once.
+"""
+from typing import TYPE_CHECKING, List, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from .lookup import csr_positions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ngrams import NgramIndex
+
+Flat = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def search_flat(
+    index: "NgramIndex",
+    queries: sp.csr_matrix,
+    *,
+    top_n: int,
+    budget: int,
+    min_grams: int,
+    rescore: int,
+    batch_size: int,
+    min_score: float,
+) -> Flat:
+    """The rows most similar to each query vector (see `NgramIndex.search`).
+
+    index (NgramIndex): The index.
+    queries (scipy.sparse.csr_matrix): Unit query rows in bucket space.
+    top_n (int): Rows per query.
+    budget (int): Posting entries read per query for retrieval (0: all).
+    min_grams (int): Rarest 3-grams always used for retrieval.
+    rescore (int): Candidates scored exactly per query.
+    batch_size (int): Queries per sparse product.
+    min_score (float): Drop rows scoring below this.
+    RETURNS (Flat): int64 query, int64 row, float32 cosine; by query, best
+        first within a query (ties by row).
+    """
+    local = index._local(queries)
+    parts: List[Flat] = []
+    slots = np.full(len(index.buckets), -1, dtype=np.int64)
+    for start in range(0, local.shape[0], batch_size):
+        batch = local[start : start + batch_size]
+        batch.sort_indices()
+        if budget <= 0:
+            product = (batch @ index.postings).tocsr()
+            q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), np.diff(product.indptr))
+            rows, scores = product.indices.astype(np.int64), product.data
+        else:
+            q, rows = _shortlist(index, batch, budget=budget, min_grams=min_grams, rescore=rescore)
+            scores = _exact_scores(index, batch, q, rows, slots)
+        q, rows, scores = _top(q, rows, scores, top_n=top_n, min_score=min_score)
+        parts.append((q + start, rows, scores))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return tuple(np.concatenate(c) for c in zip(*parts))  # type: ignore[return-value]
+
+
+def retrieval_mask(index: "NgramIndex", batch: sp.csr_matrix, budget: int, min_grams: int) -> np.ndarray:
+    """Which entries of each query row retrieve candidates: its rarest
+    3-grams, at least `min_grams`, then more within `budget`.
+
+    index (NgramIndex): The index.
+    batch (scipy.sparse.csr_matrix): Query rows in the index's bucket space.
+    budget (int): Posting entries per query.
+    min_grams (int): 3-grams always used.
+    RETURNS (np.ndarray): bool per entry of `batch`.
+    """
+    lengths = index.posting_len[batch.indices]
+    row_of = np.repeat(np.arange(batch.shape[0]), np.diff(batch.indptr))
+    order = np.lexsort((lengths, row_of))  # rows stay in place, rarest first within a row
+    cum = np.cumsum(lengths[order])
+    before_row = np.concatenate([[0], cum])[batch.indptr[:-1]]
+    within = cum - before_row[row_of]
+    rank = np.arange(len(order)) - batch.indptr[:-1][row_of]
+    mask = np.zeros(len(order), dtype=bool)
+    mask[order] = (rank < min_grams) | (within <= budget)
+    return mask
+
+
+def _shortlist(index: "NgramIndex", batch: sp.csr_matrix, *, budget: int, min_grams: int, rescore: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Candidates of each query: the `rescore` best rows by the partial
+    score of its retrieval 3-grams.
+
+    RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row per candidate.
+    """
+    retrieve = retrieval_mask(index, batch, budget, min_grams)
+    rare = sp.csr_matrix(
+        (np.where(retrieve, batch.data, 0).astype(np.float32), batch.indices.copy(), batch.indptr.copy()),
+        shape=batch.shape,
+    )
+    rare.eliminate_zeros()
+    partial = (rare @ index.postings).tocsr()
+    lengths = np.diff(partial.indptr)
+    keep = np.ones(len(partial.data), dtype=bool)
+    # Only over-long rows need a selection; argpartition keeps it linear.
+    for i in np.flatnonzero(lengths > rescore):
+        lo, hi = partial.indptr[i], partial.indptr[i + 1]
+        keep[lo + np.argpartition(-partial.data[lo:hi], rescore)[rescore:]] = False
+    q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), lengths)[keep]
+    return q, partial.indices[keep].astype(np.int64)
+
+
+def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Cosine of each (query, row) pair from the index's forward rows.
+
+    slots (np.ndarray): int64 scratch of -1 per bucket (left as found).
+    RETURNS (np.ndarray): float32 scores.
+    """
+    indptr, indices, data = index.forward
+    which, pos = csr_positions(indptr, rows)
+    # The batch's distinct 3-grams become columns of a small dense table.
+    distinct = np.unique(batch.indices)
+    slots[distinct] = np.arange(len(distinct))
+    table = np.zeros((batch.shape[0], len(distinct) + 1), dtype=np.float32)  # last column: absent
+    row_of = np.repeat(np.arange(batch.shape[0]), np.diff(batch.indptr))
+    table[row_of, slots[batch.indices]] = batch.data
+    col = slots[indices[pos]]
+    slots[distinct] = -1
+    weights = table[q[which], col] * data[pos]  # col -1 is the zero column
+    return np.bincount(which, weights=weights, minlength=len(rows)).astype(np.float32)
+
+
+def _top(q: np.ndarray, rows: np.ndarray, scores: np.ndarray, *, top_n: int, min_score: float) -> Flat:
+    """The best `top_n` rows per query, best first, ties by row; rows
+    scoring 0 or below `min_score` dropped."""
+    # Rounding can push a perfect match a hair over 1, where it would beat
+    # an exact match of the same name.
+    scores = np.minimum(scores, np.float32(1.0))
+    order = np.lexsort((rows, -scores, q))
+    q, rows, scores = q[order], rows[order], scores[order]
+    rank = np.arange(len(q)) - np.searchsorted(q, q)
+    keep = (rank < top_n) & (scores > 0) & (scores >= min_score)
+    return q[keep], rows[keep], scores[keep]
