@@ -67,6 +67,10 @@ def _session_options(threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # ORT's idle pool threads spin by default: between two calls they would
+    # take a core from what the pipeline does in Python (tokenization,
+    # alignment, decoding) and from torch in the same process.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
