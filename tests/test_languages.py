@@ -12,6 +12,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import load_config, load_model_from_config
 from spacy.vocab import Vocab
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from thinc.api import fix_random_seed
 
 from spacy_llm_ner.corpora import read_jsonl
@@ -329,3 +331,14 @@ def test_chinese_kb_saves_and_links_spans(zh_kb_file, tmp_path):
     spans = [doc.char_span(0, 5), doc.char_span(6, 8), doc.char_span(11, 13)]
     found = [[c.entity_ for c in candidates][:1] for candidates in kb.get_candidates_batch(spans)]
     assert found == [["Q265852"], ["Q15174"], ["Q160120"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list("蒂姆库克苹果タイ王国ไทยAbc1 ·•-（）")), max_size=12).map("".join))
+def test_normalised_cjk_names_have_no_inner_spaces(text):
+    from spacy_llm_ner.kb.normalize import UNSPACED_SCRIPT, normalize
+
+    out = normalize(text)
+    assert normalize(out) == out
+    inner = [i for i in range(1, len(out) - 1) if out[i] == " "]
+    assert not any(UNSPACED_SCRIPT.match(out[i - 1]) and UNSPACED_SCRIPT.match(out[i + 1]) for i in inner)
