@@ -342,3 +342,23 @@ def test_normalised_cjk_names_have_no_inner_spaces(text):
     assert normalize(out) == out
     inner = [i for i in range(1, len(out) - 1) if out[i] == " "]
     assert not any(UNSPACED_SCRIPT.match(out[i - 1]) and UNSPACED_SCRIPT.match(out[i + 1]) for i in inner)
+
+
+@pytest.mark.parametrize("n_cut,warns", [(0, False), (1, False), (2, False), (3, True)])
+def test_tokenizer_warning_needs_more_than_one_percent_of_entities_cut(n_cut, warns):
+    """A stray gold entity inside a token (a hyphenated compound) is no
+    language mismatch: the warning needs more than 1% of them cut."""
+    from spacy_llm_ner.pipeline.language_checks import tokenization_mismatch
+
+    nlp = spacy.blank("en")
+    references = []
+    for i in range(200):
+        words, spaces = (["IL", "2R", "rose"], [False, True, False]) if i < n_cut else (["IL2R", "rose"], [True, False])
+        doc = Doc(nlp.vocab, words=words, spaces=spaces)
+        doc.ents = [doc.char_span(0, 2 if i < n_cut else 4, label="GENE")]
+        references.append(doc)
+    message = tokenization_mismatch(references, make_doc=nlp.make_doc, lang="en", name="ner")
+    assert (message is not None) == warns
+    if warns:
+        assert f"splits {n_cut} of 200 sampled training docs" in message and f"{n_cut} of 200 gold entities" in message
+        assert "entity 'IL', gold tokens IL, pipeline tokens IL2R" in message

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy_transformers.layers import TransformerModel
 from thinc.api import Model
@@ -69,9 +69,9 @@ def _bounds(doc: Doc) -> Tuple[Set[int], Set[int]]:
     return {t.idx for t in doc}, {t.idx + len(t) for t in doc}
 
 
-def _cut_entities(reference: Doc, predicted: Doc) -> List[str]:
+def _cut_entities(reference: Doc, predicted: Doc) -> List[Span]:
     starts, ends = _bounds(predicted)
-    return [ent.text for ent in reference.ents if ent.start_char not in starts or ent.end_char not in ends]
+    return [ent for ent in reference.ents if ent.start_char not in starts or ent.end_char not in ends]
 
 
 def _shown(tokens: Sequence[str]) -> str:
@@ -94,7 +94,7 @@ def tokenization_mismatch(
         MAX_CUT_ENTITY_SHARE of the gold entities are cut.
     """
     n_ents = n_cut = n_differ = 0
-    first: Optional[Tuple[Doc, Doc, str]] = None
+    first: Optional[Tuple[Span, Span]] = None
     for reference in references:
         predicted = make_doc(reference.text)
         if [t.text for t in predicted] != [t.text for t in reference]:
@@ -103,17 +103,18 @@ def tokenization_mismatch(
         n_ents += len(reference.ents)
         n_cut += len(cut)
         if cut and first is None:
-            first = (reference, predicted, cut[0])
+            # The pipeline's tokens that hold the entity's characters.
+            first = (cut[0], predicted.char_span(cut[0].start_char, cut[0].end_char, alignment_mode="expand"))
     if first is None or n_cut <= MAX_CUT_ENTITY_SHARE * n_ents:
         return None
-    reference, predicted, entity = first
+    entity, tokens = first
     return (
         f"[transformer_ner] The pipeline's tokenizer (lang {lang!r}) splits {n_differ} of "
         f"{len(references)} sampled training docs ({n_differ / len(references):.0%}) differently from "
         f"the gold docs, and {n_cut} of {n_ents} gold entities ({n_cut / n_ents:.0%}) start or end "
-        f"inside one of its tokens, so '{name}' can never predict them. First: entity {entity!r}; "
-        f"gold tokens {_shown([t.text for t in reference])}; pipeline tokens "
-        f"{_shown([t.text for t in predicted])}. Train with the language the gold docs were made "
+        f"inside one of its tokens, so '{name}' can never predict them. First: entity {entity.text!r}, "
+        f"gold tokens {_shown([t.text for t in entity])}, pipeline tokens "
+        f"{_shown([t.text for t in tokens])}. Train with the language the gold docs were made "
         "with (e.g. `--nlp.lang zh`; in the project `--vars.lang zh`), or set [nlp.tokenizer] to "
         'their tokenizer (e.g. {"@tokenizers":"spacy.zh.ChineseTokenizer","segmenter":"char"}), or '
         "convert the corpus with the pipeline's language (`spacy_llm_ner convert --lang`)."
