@@ -231,19 +231,21 @@ def test_dask_killed_worker(nlp, model_dir, corpus, tmp_path, dask_cluster):
     reruns its part, the output is complete with every id once."""
     distributed = pytest.importorskip("distributed")
     killed = []
-    with distributed.Client(dask_cluster) as client:
+
+    def kill_a_busy_worker(stats):
+        # The other worker, while the scheduler says it holds a part (asked
+        # through the job's own client: one client, one event loop).
+        if killed:
+            return
+        client = distributed.get_client()
         pids = client.run(os.getpid)
+        busy = [a for a, keys in client.processing().items() if keys and not stats.worker.endswith(f":{pids[a]}")]
+        if busy:
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed.append(pids[busy[0]])
 
-        def kill_a_busy_worker(stats):
-            # The other worker, while the scheduler says it holds a part.
-            busy = [a for a, keys in client.processing().items() if keys and not stats.worker.endswith(f":{pids[a]}")]
-            if not killed and busy:
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed.append(pids[busy[0]])
-
-        summary = annotate(model_dir, str(corpus), tmp_path / "out", engine="dask",
-                           address=dask_cluster.scheduler_address, part_size=3, options={"max_chars": MAX_CHARS},
-                           on_part=kill_a_busy_worker)
+    summary = annotate(model_dir, str(corpus), tmp_path / "out", engine="dask", address=dask_cluster.scheduler_address,
+                       part_size=3, options={"max_chars": MAX_CHARS}, on_part=kill_a_busy_worker)
     assert killed and summary.verified and summary.docs == 40
     check_against_pipe(nlp, corpus, tmp_path / "out")
 

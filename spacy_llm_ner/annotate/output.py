@@ -34,6 +34,7 @@ class PartStats(NamedTuple):
     links (int): Entities linked to a KB id (not NIL).
     errors (int): Docs that went to the errors.
     worker (str): Where it ran (host:pid).
+    seconds (float): The worker's time on it (reading, annotating, writing).
     """
 
     key: str
@@ -43,6 +44,7 @@ class PartStats(NamedTuple):
     links: int
     errors: int
     worker: str
+    seconds: float = 0.0
 
 
 def row_schema() -> Any:

@@ -4,6 +4,7 @@ in where and how often it runs.
 """
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional
 
@@ -78,21 +79,26 @@ def run_part(part: Part, options: Options, nlp: Optional[Language] = None) -> Pa
     nlp (Optional[Language]): The pipeline; None loads it (once per process).
     RETURNS (PartStats): The part's figures.
     """
+    start = time.perf_counter()
     nlp = nlp if nlp is not None else load_pipeline(options)
     records = read_part(part, max_chars=options.max_chars)
     annotated = annotate_records(nlp, records, batch_size=options.batch_size, top_candidates=options.top_candidates)
-    return finish_part(part, annotated, options)
+    return finish_part(part, annotated, options, start=start)
 
 
-def finish_part(part: Part, annotated: Annotated, options: Options) -> PartStats:
+def finish_part(part: Part, annotated: Annotated, options: Options, *, start: float) -> PartStats:
     """Write an annotated part and count what it holds.
 
     part (Part): The part.
     annotated (Annotated): Its rows, errors and docs.
     options (Options): The job's options.
+    start (float): When work on it started (time.perf_counter).
     RETURNS (PartStats): The part's figures.
     """
     write_part(Path(options.output), part.key, annotated.rows, annotated.errors, annotated.docs, docbin=options.docbin)
     n_ents, n_links = count_links(annotated.rows)
     words = sum(row["n_words"] for row in annotated.rows)
-    return PartStats(part.key, len(annotated.rows), words, n_ents, n_links, len(annotated.errors), worker_name())
+    return PartStats(
+        part.key, len(annotated.rows), words, n_ents, n_links, len(annotated.errors), worker_name(),
+        time.perf_counter() - start,
+    )

@@ -2,6 +2,7 @@
 extra dependency. One stream over all parts (the worker processes start
 once); a part is written as soon as the stream has moved past it.
 """
+import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
@@ -70,16 +71,17 @@ def _stream(
 ) -> Iterator[PartStats]:
     # Children inherit the parent's torch threads: one each, as the other engines' workers.
     set_threads(options.threads)
-    next_part = 0
+    next_part, start = 0, time.perf_counter()
     stream = nlp.pipe(items, as_tuples=True, batch_size=options.batch_size, n_process=n_process)
     for doc, (p, i) in stream:
         while next_part < p:
-            yield _finish(nlp, parts, next_part, records, done, options)
-            next_part += 1
+            # A part's time: from the end of the one before (the stream's share of n_process workers).
+            yield _finish(nlp, parts, next_part, records, done, options, start=start)
+            next_part, start = next_part + 1, time.perf_counter()
         done[p].append((doc, i))
     while next_part < len(parts):
-        yield _finish(nlp, parts, next_part, records, done, options)
-        next_part += 1
+        yield _finish(nlp, parts, next_part, records, done, options, start=start)
+        next_part, start = next_part + 1, time.perf_counter()
 
 
 def _finish(
@@ -89,6 +91,8 @@ def _finish(
     records: Dict[int, List[Record]],
     done: Dict[int, List[Tuple[Doc, int]]],
     options: Options,
+    *,
+    start: float,
 ) -> PartStats:
     if p not in records:  # a part with nothing to process (only problem records, read lazily)
         records[p], done[p] = read_part(parts[p], max_chars=options.max_chars), []
@@ -103,4 +107,4 @@ def _finish(
         )
     finally:
         nlp.set_error_handler(_ignore)
-    return finish_part(parts[p], annotated, options)
+    return finish_part(parts[p], annotated, options, start=start)
