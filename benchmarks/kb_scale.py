@@ -22,6 +22,9 @@ its options follow the script name; it has no --data.
 
     python benchmarks/kb_scale.py --n-entities 100000     # quick check
     python benchmarks/kb_scale.py                         # 1,000,000
+    python benchmarks/kb_scale.py --scale 10m             # 10,000,000 (30M names)
+
+--scale names a size (100k, 1m, 3m, 10m) and overrides --n-entities.
 
 Writes benchmarks/results/kb_scale.json and .md (--out); the KBs are built
 in a temporary folder (--workdir), removed afterwards.
@@ -44,6 +47,11 @@ import typer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, typer_app  # noqa: E402
 from kb_synthetic import synthetic_queries, synthetic_records  # noqa: E402
+
+
+# A cheaper n-gram setting, to show what speed costs in hit rate.
+FAST_BUDGET, FAST_RESCORE = 10000, 200
+SCALES = {"100k": 100_000, "1m": 1_000_000, "3m": 3_000_000, "10m": 10_000_000}
 
 
 def peak_rss_mb() -> float:
@@ -154,9 +162,12 @@ def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int) ->
             "hit@10_exact": hit_rate(found[: len(lookups) // 2], truth[: len(lookups) // 2]),
             "hit@10_changed": hit_rate(found[len(lookups) // 2 :], truth[len(lookups) // 2 :]),
         }
-        default_budget = kb.config.ngram_budget
-        for label, budget in [("full_cascade", default_budget), ("full_cascade_no_pruning", 0)]:
-            kb.config.ngram_budget = budget
+        default_budget, default_rescore = kb.config.ngram_budget, kb.config.rescore
+        for label, budget, rescore in [
+            ("full_cascade", default_budget, default_rescore), ("full_cascade_no_pruning", 0, default_rescore),
+            ("full_cascade_fast", FAST_BUDGET, FAST_RESCORE),
+        ]:
+            kb.config.ngram_budget, kb.config.rescore = budget, rescore
             mixed = [(k, q, t) for k in ("exact", "changed", "typo") for q, t in zip(*[x[:n_cascade] for x in queries[k]])]
             found, seconds = run([q for _, q, _ in mixed], None)
             result[label] = {"lookups_per_s": round(len(mixed) / seconds, 1)}
@@ -164,8 +175,8 @@ def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int) ->
                 idx = [i for i, (k, _, _) in enumerate(mixed) if k == kind]
                 result[label][f"hit@10_{kind}"] = hit_rate([found[i] for i in idx], [mixed[i][2] for i in idx])
                 result[label][f"hit@1_{kind}"] = hit_rate([found[i][:1] for i in idx], [mixed[i][2] for i in idx])
-        kb.config.ngram_budget = default_budget
-        result["ngram_budget"] = default_budget
+        kb.config.ngram_budget, kb.config.rescore = default_budget, default_rescore
+        result["ngram_budget"], result["rescore"] = default_budget, default_rescore
     else:
         def lookup(batch: List[str]) -> List[List[str]]:
             return [[c.entity_ for c in kb.get_alias_candidates(q)] for q in batch]
@@ -223,17 +234,23 @@ def write_report(report: Dict[str, Any], out: Path) -> None:
         f"| full cascade look-ups/s (incl. n-gram) | {lk['query']['full_cascade']['lookups_per_s']:,} | n/a |",
         f"| same, exact n-gram search (no rare-3-gram retrieval) | "
         f"{lk['query']['full_cascade_no_pruning']['lookups_per_s']:,} | n/a |",
+        f"| same, n-gram budget {FAST_BUDGET:,} / rescore {FAST_RESCORE} (default "
+        f"{lk['query']['ngram_budget']:,} / {lk['query']['rescore']}) | "
+        f"{lk['query']['full_cascade_fast']['lookups_per_s']:,} | n/a |",
         "",
         "Hit rate (the true entity among the candidates; top 10 for LinkerKB):",
         "",
-        "| queries | LinkerKB exact | LinkerKB exact+normalised | LinkerKB cascade @1 / @10 | cascade, exact n-gram search @1 / @10 | InMemoryLookupKB |",
-        "|---|---|---|---|---|---|",
+        "| queries | LinkerKB exact | LinkerKB exact+normalised | LinkerKB cascade @1 / @10 | cascade, exact n-gram search @1 / @10 | "
+        f"cascade, budget {FAST_BUDGET:,} / rescore {FAST_RESCORE} @1 / @10 | InMemoryLookupKB |",
+        "|---|---|---|---|---|---|---|",
     ]
-    le, en, fc, fn, ex = lk["query"]["exact"], lk["query"]["exact+normalized"], lk["query"]["full_cascade"], lk["query"]["full_cascade_no_pruning"], im["query"]["exact"]
+    q = lk["query"]
+    le, en, fc, fn, ff = q["exact"], q["exact+normalized"], q["full_cascade"], q["full_cascade_no_pruning"], q["full_cascade_fast"]
+    ex = im["query"]["exact"]
     for kind, label in [("exact", "exact names"), ("changed", "UPPER-CASED + plural 's'"), ("typo", "one typo")]:
         lines.append(
             f"| {label} | {le.get(f'hit@10_{kind}', 'n/a')} | {en.get(f'hit@10_{kind}', 'n/a')} | {fc[f'hit@1_{kind}']} / {fc[f'hit@10_{kind}']} | "
-            f"{fn[f'hit@1_{kind}']} / {fn[f'hit@10_{kind}']} | {ex[f'hit_{kind}']} |"
+            f"{fn[f'hit@1_{kind}']} / {fn[f'hit@10_{kind}']} | {ff[f'hit@1_{kind}']} / {ff[f'hit@10_{kind}']} | {ex[f'hit_{kind}']} |"
         )
     lines += [
         "",
@@ -249,6 +266,7 @@ app = typer_app(data_callback=False)
 @app.command()
 def main(
     n_entities: int = typer.Option(1_000_000, help="Synthetic entities (3 names each)"),
+    scale: Optional[str] = typer.Option(None, help="A size instead of --n-entities: 100k, 1m, 3m or 10m"),
     n_queries: int = typer.Option(10000, help="Exact look-ups per query kind"),
     n_cascade: int = typer.Option(500, help="Cascade look-ups per query kind"),
     out: Path = typer.Option(
@@ -269,6 +287,10 @@ def main(
             out = step_query(rest[0], Path(rest[1]), Path(rest[2]), int(rest[3]))
         print(json.dumps(out))
         return
+    if scale is not None:
+        if scale.lower() not in SCALES:
+            raise typer.BadParameter(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+        n_entities = SCALES[scale.lower()]
     work = Path(tempfile.mkdtemp(prefix="kb_scale_", dir=workdir))
     try:
         n = n_entities
