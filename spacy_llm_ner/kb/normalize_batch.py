@@ -23,9 +23,8 @@ def normalize_batch(texts: Sequence[str]) -> List[str]:
     texts (Sequence[str]): Surface strings.
     RETURNS (List[str]): The normalised strings, in order.
     """
-    joined = _SEP.join(texts)
-    if joined.isascii():
-        return _ascii_batch(joined)
+    if "".join(texts).isascii():  # (the separator itself is not ASCII)
+        return _ascii_batch(_SEP.join(texts))
     return [_ascii_batch(t)[0] if t.isascii() else normalize(t) for t in texts]
 
 
