@@ -226,6 +226,15 @@ def test_dask_cluster_equals_pipe(nlp, model_dir, corpus, tmp_path, dask_cluster
     assert len(workers) == 2  # both workers did parts
 
 
+def test_dask_local_cluster_equals_pipe(nlp, model_dir, corpus, tmp_path):
+    """No address: a local cluster whose workers are forked with the pipeline loaded."""
+    pytest.importorskip("distributed")
+    summary = annotate(model_dir, str(corpus), tmp_path / "out", engine="dask", workers=2, part_size=5,
+                       options={"max_chars": MAX_CHARS})
+    assert summary.verified and summary.docs == 40
+    check_against_pipe(nlp, corpus, tmp_path / "out")
+
+
 def test_dask_killed_worker(nlp, model_dir, corpus, tmp_path, dask_cluster):
     """SIGKILL a worker while it works: the nanny restarts it, the scheduler
     reruns its part, the output is complete with every id once."""
@@ -267,3 +276,27 @@ def test_ray_two_node_cluster_equals_pipe(nlp, model_dir, corpus, tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_killed_actor(nlp, model_dir, corpus, tmp_path):
+    """SIGKILL a Ray Data actor while it works: Ray restarts it and retries
+    its part; the output is complete with every id once."""
+    pytest.importorskip("ray.data")
+    psutil = pytest.importorskip("psutil")
+    killed = []
+
+    def kill_the_other_actor(stats):
+        if killed:
+            return
+        pid = int(stats.worker.rsplit(":", 1)[1])
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if proc.info["pid"] != pid and "MapWorker" in " ".join(proc.info["cmdline"] or []):
+                os.kill(proc.info["pid"], signal.SIGKILL)
+                killed.append(proc.info["pid"])
+                return
+
+    summary = annotate(model_dir, str(corpus), tmp_path / "out", engine="ray", workers=2, part_size=3,
+                       options={"max_chars": MAX_CHARS}, on_part=kill_the_other_actor)
+    assert killed and summary.verified and summary.docs == 40
+    check_against_pipe(nlp, corpus, tmp_path / "out")

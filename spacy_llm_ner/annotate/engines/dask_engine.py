@@ -4,8 +4,10 @@ A worker plugin loads the pipeline once per worker process when the worker
 starts (and again in a worker the nanny restarts); the scheduler balances the
 parts (work stealing) and reruns those a dead worker held (up to its
 `distributed.scheduler.allowed-failures`). With no address a LocalCluster of
-`workers` processes, one thread each, is started on this machine.
+`workers` processes, one thread each, is started on this machine, its workers
+forked from this process with the pipeline already loaded (see `connect`).
 """
+import multiprocessing
 from typing import Any, Iterator, List, Optional
 
 from ..inputs import Part
@@ -50,9 +52,17 @@ def _task(part: Part, options: Options) -> PartStats:
     return run_part(part, options)
 
 
-def connect(*, workers: int, address: Optional[str]) -> Any:
+def connect(options: Options, *, workers: int, address: Optional[str]) -> Any:
     """A client of the user's cluster, or of a new local one.
 
+    A local cluster's workers are forked from this process after it has
+    loaded the pipeline (where the OS can fork): they start at once, without
+    importing torch and loading the model again (measured: 10 s against 25 s
+    for two workers on 2 cores), and share the model's pages with this
+    process until they write to them. A worker the nanny restarts is forked
+    the same way.
+
+    options (Options): The job's options.
     workers (int): Worker processes of a local cluster.
     address (Optional[str]): A scheduler address (tcp://host:8786), or None.
     RETURNS (distributed.Client): The client (closing it closes a local cluster).
@@ -60,9 +70,16 @@ def connect(*, workers: int, address: Optional[str]) -> Any:
     distributed = require_distributed()
     if address:
         return distributed.Client(address)
-    cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    import dask
+
+    method = "spawn"
+    if "fork" in multiprocessing.get_all_start_methods():
+        load_pipeline(options)
+        method = "fork"
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
     client = distributed.Client(cluster)
     # Closing the client closes the cluster it started.
     client._start_cluster = cluster  # noqa: SLF001 - kept alive with the client
@@ -79,7 +96,7 @@ def run_parts(parts: List[Part], options: Options, *, workers: int, address: Opt
     YIELDS (PartStats): Each part's figures, as they finish.
     """
     distributed = require_distributed()
-    client = connect(workers=workers, address=address)
+    client = connect(options, workers=workers, address=address)
     try:
         client.register_plugin(make_plugin(options), name=PLUGIN_NAME)
         futures = client.map(_task, parts, options=options, pure=False, retries=2)
