@@ -392,18 +392,33 @@ def _ranked(
     m = table.mention[order]
     rank = np.arange(len(m)) - np.searchsorted(m, m)
     table = table.take(order[rank < top_k])
-    seg_of = np.searchsorted(starts, table.row, side="right") - 1
-    local = table.row - starts[seg_of]
-    for m, s, row, alias_seg, alias, q, score, prio, prior in zip(
-        table.mention.tolist(), seg_of.tolist(), local.tolist(), table.seg.tolist(), table.alias.tolist(),
+    ids = _entity_ids(segments, starts, table.row)
+    texts = queries.text
+    for m, entity_id, alias_seg, alias, q, score, prio, prior in zip(
+        table.mention.tolist(), ids, table.seg.tolist(), table.alias.tolist(),
         table.query.tolist(), table.score.tolist(), table.prio.tolist(), table.prior.tolist(),
     ):
-        text = queries.text[q]
         out[m].append(
             ScoredCandidate(
-                entity_id=segments[s].entity_id(row),
-                alias=text if alias < 0 else segments[alias_seg].alias_string(alias),
-                prior=prior, score=min(1.0, score), source=_SOURCES[prio], query=text,
+                entity_id=entity_id,
+                alias=texts[q] if alias < 0 else segments[alias_seg].alias_string(alias),
+                prior=prior, score=min(1.0, score), source=_SOURCES[prio], query=texts[q],
             )
         )
     return out
+
+
+def _entity_ids(segments: Sequence["Segment"], starts: np.ndarray, rows: np.ndarray) -> List[str]:
+    """The entity ids of global rows.
+
+    segments (Sequence[Segment]): The KB's segments.
+    starts (np.ndarray): Global row of each segment's first entity.
+    rows (np.ndarray): Global rows.
+    RETURNS (List[str]): Their ids.
+    """
+    if len(segments) == 1:  # the common case: one trie, keys gathered at once
+        restore = segments[0].ids.restore_key
+        return [restore(k) for k in segments[0].id_key[rows].tolist()]
+    seg_of = np.searchsorted(starts, rows, side="right") - 1
+    local = rows - starts[seg_of]
+    return [segments[s].entity_id(r) for s, r in zip(seg_of.tolist(), local.tolist())]

@@ -56,9 +56,7 @@ def trie_keys(trie: "marisa_trie.Trie", strings: Sequence[Optional[str]]) -> np.
     RETURNS (np.ndarray): int64 keys, -1 where absent.
     """
     get = trie.get
-    return np.fromiter(
-        (-1 if not s else get(s, -1) for s in strings), dtype=np.int64, count=len(strings)
-    )
+    return np.array([get(s, -1) if s else -1 for s in strings], dtype=np.int64)
 
 
 def csr_positions(indptr: np.ndarray, keys: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
