@@ -176,9 +176,11 @@ def test_bad_input_and_model_fail_before_work(model_dir, corpus, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_pipeline_error_goes_to_errors(model_dir, corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pipeline_error_goes_to_errors(model_dir, corpus, tmp_path, monkeypatch, workers):
     """A doc the pipeline fails on is an error with its reason; its batch
-    mates are still annotated."""
+    mates are still annotated (with n_process=2 the forked children fail the
+    batch, the parent redoes its docs one at a time)."""
     from spacy_llm_ner.pipeline.transformer_ner import TransformerNER
 
     predict = TransformerNER.predict
@@ -189,7 +191,7 @@ def test_pipeline_error_goes_to_errors(model_dir, corpus, tmp_path, monkeypatch)
         return predict(self, docs)
 
     monkeypatch.setattr(TransformerNER, "predict", failing)
-    summary = annotate(model_dir, str(corpus / "b.jsonl"), tmp_path / "out", part_size=50)
+    summary = annotate(model_dir, str(corpus / "b.jsonl"), tmp_path / "out", part_size=50, workers=workers)
     errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     texts = {i: t for i, t, _ in expected_inputs(corpus)}
     failed = {i for i, t in texts.items() if i.startswith(("b.jsonl", "pmid")) and "lithium" in t.lower()}

@@ -41,70 +41,75 @@ def _ignore(name: Any, proc: Any, docs: Any, error: Exception) -> None:
 
 
 def _multiprocess(nlp: Language, parts: List[Part], options: Options, *, n_process: int) -> Iterator[PartStats]:
-    records: Dict[int, List[Record]] = {}
-    done: Dict[int, List[Tuple[Doc, int]]] = {}
-
-    def items() -> Iterator[Tuple[str, Tuple[int, int]]]:
-        for p, part in enumerate(parts):
-            records[p] = read_part(part, max_chars=options.max_chars)
-            done[p] = []
-            for i, record in enumerate(records[p]):
-                if record.problem is None:
-                    yield record.text, (p, i)
-
     nlp.set_error_handler(_ignore)
+    # Children inherit the parent's torch threads: one each, as the other engines' workers.
+    set_threads(options.threads)
     try:
-        yield from _stream(nlp, parts, options, items(), records, done, n_process=n_process)
+        yield from _PartStream(nlp, parts, options).run(n_process=n_process)
     finally:
         nlp.set_error_handler(raise_error)
 
 
-def _stream(
-    nlp: Language,
-    parts: List[Part],
-    options: Options,
-    items: Iterator[Tuple[str, Tuple[int, int]]],
-    records: Dict[int, List[Record]],
-    done: Dict[int, List[Tuple[Doc, int]]],
-    *,
-    n_process: int,
-) -> Iterator[PartStats]:
-    # Children inherit the parent's torch threads: one each, as the other engines' workers.
-    set_threads(options.threads)
-    next_part, start = 0, time.perf_counter()
-    stream = nlp.pipe(items, as_tuples=True, batch_size=options.batch_size, n_process=n_process)
-    for doc, (p, i) in stream:
-        while next_part < p:
-            # A part's time: from the end of the one before (the stream's share of n_process workers).
-            yield _finish(nlp, parts, next_part, records, done, options, start=start)
+class _PartStream:
+    """The parts' docs as one nlp.pipe stream, and the parts written as the
+    stream leaves them behind (it keeps the input order).
+
+    nlp (Language): The pipeline.
+    parts (List[Part]): The parts.
+    options (Options): The job's options.
+    """
+
+    def __init__(self, nlp: Language, parts: List[Part], options: Options) -> None:
+        self.nlp, self.parts, self.options = nlp, parts, options
+        self.records: Dict[int, List[Record]] = {}
+        self.done: Dict[int, List[Tuple[Doc, int]]] = {}
+
+    def items(self) -> Iterator[Tuple[str, Tuple[int, int]]]:
+        """(text, (part, record)) of every doc to process, parts read lazily."""
+        for p, part in enumerate(self.parts):
+            self.records[p] = read_part(part, max_chars=self.options.max_chars)
+            self.done[p] = []
+            for i, record in enumerate(self.records[p]):
+                if record.problem is None:
+                    yield record.text, (p, i)
+
+    def run(self, *, n_process: int) -> Iterator[PartStats]:
+        """Run the stream.
+
+        n_process (int): nlp.pipe's n_process.
+        YIELDS (PartStats): Each part's figures, in order.
+        """
+        next_part, start = 0, time.perf_counter()
+        options = self.options
+        stream = self.nlp.pipe(self.items(), as_tuples=True, batch_size=options.batch_size, n_process=n_process)
+        for doc, (p, i) in stream:
+            while next_part < p:
+                # A part's time: from the end of the one before (its share of the workers' time).
+                yield self.finish(next_part, start=start)
+                next_part, start = next_part + 1, time.perf_counter()
+            self.done[p].append((doc, i))
+        while next_part < len(self.parts):
+            yield self.finish(next_part, start=start)
             next_part, start = next_part + 1, time.perf_counter()
-        done[p].append((doc, i))
-    while next_part < len(parts):
-        yield _finish(nlp, parts, next_part, records, done, options, start=start)
-        next_part, start = next_part + 1, time.perf_counter()
 
+    def finish(self, p: int, *, start: float) -> PartStats:
+        """Write a part the stream has left behind.
 
-def _finish(
-    nlp: Language,
-    parts: List[Part],
-    p: int,
-    records: Dict[int, List[Record]],
-    done: Dict[int, List[Tuple[Doc, int]]],
-    options: Options,
-    *,
-    start: float,
-) -> PartStats:
-    if p not in records:  # a part with nothing to process (only problem records, read lazily)
-        records[p], done[p] = read_part(parts[p], max_chars=options.max_chars), []
-    pairs = done.pop(p)
-    # The docs a failed batch took with it are redone here, one at a time,
-    # where a failure must raise (to be recorded with its reason).
-    nlp.set_error_handler(raise_error)
-    try:
-        annotated = annotate_records(
-            nlp, records.pop(p), batch_size=options.batch_size, top_candidates=options.top_candidates,
-            pipe=lambda _items: pairs,
-        )
-    finally:
-        nlp.set_error_handler(_ignore)
-    return finish_part(parts[p], annotated, options, start=start)
+        p (int): The part's index.
+        start (float): When work on it started.
+        RETURNS (PartStats): Its figures.
+        """
+        if p not in self.records:  # not read yet: a part with nothing the stream needed
+            self.records[p], self.done[p] = read_part(self.parts[p], max_chars=self.options.max_chars), []
+        pairs = self.done.pop(p)
+        # The docs a failed batch took with it are redone here, one at a
+        # time, where a failure must raise (to be recorded with its reason).
+        self.nlp.set_error_handler(raise_error)
+        try:
+            annotated = annotate_records(
+                self.nlp, self.records.pop(p), batch_size=self.options.batch_size,
+                top_candidates=self.options.top_candidates, pipe=lambda _items: pairs,
+            )
+        finally:
+            self.nlp.set_error_handler(_ignore)
+        return finish_part(self.parts[p], annotated, self.options, start=start)
