@@ -160,6 +160,14 @@ def test_resume_skips_finished_parts(nlp, model_dir, corpus, tmp_path):
     check_against_pipe(nlp, corpus, out)
 
 
+def test_glob_and_folder_give_the_same_ids(corpus):
+    from spacy_llm_ner.annotate.inputs import find_shards
+
+    assert [s.name for s in find_shards(str(corpus))] == ["a.txt", "b.jsonl", "sub/c.parquet"]
+    assert [s.name for s in find_shards(str(corpus / "**" / "*.*"))] == ["a.txt", "b.jsonl", "sub/c.parquet"]
+    assert [(s.name, s.n_records) for s in find_shards(str(corpus / "a.txt"))] == [("a.txt", 18)]
+
+
 def test_bad_input_and_model_fail_before_work(model_dir, corpus, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "ok.txt").write_text("Aspirin.\n")

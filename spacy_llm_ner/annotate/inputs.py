@@ -78,11 +78,17 @@ def find_shards(input_path: str) -> List[Shard]:
         root, files = path, sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
     else:
         files = sorted(Path(p) for p in glob.glob(input_path, recursive=True) if Path(p).is_file())
-        root = Path(glob.escape(input_path).split("*")[0] or ".")
-        root = root if root.is_dir() else root.parent
+        root = _glob_root(input_path)
     if not files:
         raise ValueError(f"No input found at {input_path} (expected {', '.join(SUFFIXES)} files, a folder or a glob)")
     return [check_shard(f, name=_name(f, root)) for f in files]
+
+
+def _glob_root(pattern: str) -> Path:
+    # The folder before the first part with a wildcard: names are relative to it.
+    parts = Path(pattern).parts
+    fixed = parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _name(path: Path, root: Path) -> str:
