@@ -112,12 +112,6 @@ class AliasPairs:
     p: np.ndarray
 
 
-# marisa's default (3 nested tries) makes a name's look-up walk the tail
-# tries: one trie looks names up about twice as fast for about twice the
-# size (still a few bytes per name); ids are short and keep the default.
-LOOKUP_TRIES = 1
-
-
 def build_parts(
     records: Iterable[EntityRecord], *, idf: Optional[Idf], taken: Callable[[str], bool]
 ) -> Tuple[Arrays, Tries, Dict, Idf]:
@@ -227,7 +221,7 @@ def alias_pairs(table: AliasTable, n_rows: int) -> Tuple[marisa_trie.Trie, Alias
     """
     strings = list(table.local)
     table.local.clear()
-    trie = marisa_trie.Trie(strings, num_tries=LOOKUP_TRIES)
+    trie = marisa_trie.Trie(strings)
     local = np.asarray(table.pair_alias, dtype=np.int64)
     key = trie_key_ids(trie, strings)[local]
     ent = np.repeat(np.arange(n_rows, dtype=np.int32), table.pair_count)
@@ -292,7 +286,7 @@ def norm_keys(pairs: AliasPairs) -> Tuple[marisa_trie.Trie, np.ndarray]:
         count=len(pairs.strings),
     )
     norm_local.pop("", None)
-    trie = marisa_trie.Trie(list(norm_local), num_tries=LOOKUP_TRIES)
+    trie = marisa_trie.Trie(list(norm_local))
     key_of_norm_local = np.full(len(norm_local) + 1, -1, dtype=np.int64)
     for s, i in norm_local.items():
         key_of_norm_local[i] = trie[s]
