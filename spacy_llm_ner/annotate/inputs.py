@@ -206,8 +206,16 @@ def _parse_line(line: bytes, *, as_json: bool) -> Tuple[Optional[Dict[str, Any]]
 
 
 def _parquet_rows(part: Part) -> Iterator[Tuple[Optional[Dict[str, Any]], Optional[str]]]:
-    pq = require_pyarrow().parquet
-    table = pq.read_table(part.shard.path).slice(part.start, part.stop - part.start)
+    shard = require_pyarrow().parquet.ParquetFile(part.shard.path)
+    # Only the row groups that hold the part's rows are read.
+    groups, first, row = [], None, 0
+    for g in range(shard.num_row_groups):
+        n = shard.metadata.row_group(g).num_rows
+        if row < part.stop and row + n > part.start:
+            groups.append(g)
+            first = row if first is None else first
+        row += n
+    table = shard.read_row_groups(groups).slice(part.start - (first or 0), part.stop - part.start)
     for fields in table.to_pylist():
         yield fields, None
 
