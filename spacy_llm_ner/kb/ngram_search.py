@@ -109,14 +109,19 @@ def _shortlist(index: "NgramIndex", batch: sp.csr_matrix, *, budget: int, min_gr
     )
     rare.eliminate_zeros()
     partial = (rare @ index.postings).tocsr()
-    lengths = np.diff(partial.indptr)
-    keep = np.ones(len(partial.data), dtype=bool)
-    # Only over-long rows need a selection; argpartition keeps it linear.
-    for i in np.flatnonzero(lengths > rescore):
-        lo, hi = partial.indptr[i], partial.indptr[i + 1]
-        keep[lo + np.argpartition(-partial.data[lo:hi], rescore)[rescore:]] = False
-    q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), lengths)[keep]
-    return q, partial.indices[keep].astype(np.int64)
+    indptr = partial.indptr
+    # Positions of the kept entries, row by row: a long row's best by
+    # argpartition (linear), a short row whole. Arrays the size of the whole
+    # product (millions of entries at a million names) cost more than this loop.
+    kept = [
+        np.arange(indptr[i], indptr[i + 1])
+        if indptr[i + 1] - indptr[i] <= rescore
+        else indptr[i] + np.argpartition(-partial.data[indptr[i] : indptr[i + 1]], rescore)[:rescore]
+        for i in range(batch.shape[0])
+    ]
+    q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), [len(k) for k in kept])
+    pos = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return q, partial.indices[pos].astype(np.int64)
 
 
 def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
@@ -133,9 +138,11 @@ def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows
     table = np.zeros((batch.shape[0], len(distinct) + 1), dtype=np.float32)  # last column: absent
     row_of = np.repeat(np.arange(batch.shape[0]), np.diff(batch.indptr))
     table[row_of, slots[batch.indices]] = batch.data
+    width = len(distinct) + 1
     col = slots[indices[pos]]
     slots[distinct] = -1
-    weights = table[q[which], col] * data[pos]  # col -1 is the zero column
+    col[col < 0] = width - 1  # the zero column
+    weights = table.ravel()[(q * width)[which] + col] * data[pos]
     return np.bincount(which, weights=weights, minlength=len(rows)).astype(np.float32)
 
 
