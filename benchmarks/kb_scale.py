@@ -50,7 +50,7 @@ from kb_synthetic import synthetic_queries, synthetic_records  # noqa: E402
 
 
 # A cheaper n-gram setting, to show what speed costs in hit rate.
-FAST_BUDGET, FAST_RESCORE = 10000, 200
+FAST_BUDGET, FAST_RESCORE = 30000, 400
 SCALES = {"100k": 100_000, "1m": 1_000_000, "3m": 3_000_000, "10m": 10_000_000}
 
 

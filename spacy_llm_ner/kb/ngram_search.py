@@ -5,8 +5,9 @@ budget of posting entries, in one scipy sparse product per batch. What
 changed is the rest, which used to loop in Python per query and per common
 3-gram (a binary search of each candidate in each posting list):
 
-- the shortlist (the `rescore` best candidates by partial score) is taken
-  from the product's flat arrays, sorting only the rows that are longer;
+- the shortlist (the `rescore` best candidates by partial score, scaled by
+  how close the name's 3-gram count is to the query's) is taken row by row
+  with argpartition, without arrays the size of the whole product;
 - the exact cosine of every shortlisted (query, name) pair comes from the
   forward rows of the index (name -> its 3-grams and weights, the transpose
   of the posting lists): the pairs' 3-grams are gathered in one CSR gather
@@ -28,6 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ngrams import NgramIndex
 
 Flat = Tuple[np.ndarray, np.ndarray, np.ndarray]
+# How hard the shortlist key penalises a length (3-gram count) unlike the
+# query's: of 1, 2 and 4, 4 kept most typo matches at every budget tried.
+LENGTH_POWER = 4
 
 
 def search_flat(
@@ -55,6 +59,7 @@ def search_flat(
         first within a query (ties by row).
     """
     local = index._local(queries)
+    n_grams = np.diff(queries.indptr)  # the query's 3-grams, the index's or not
     parts: List[Flat] = []
     slots = np.full(len(index.buckets), -1, dtype=np.int64)
     for start in range(0, local.shape[0], batch_size):
@@ -65,7 +70,9 @@ def search_flat(
             q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), np.diff(product.indptr))
             rows, scores = product.indices.astype(np.int64), product.data
         else:
-            q, rows = _shortlist(index, batch, budget=budget, min_grams=min_grams, rescore=rescore)
+            q, rows = _shortlist(
+                index, batch, n_grams[start : start + batch_size], budget=budget, min_grams=min_grams, rescore=rescore
+            )
             scores = _exact_scores(index, batch, q, rows, slots)
         q, rows, scores = _top(q, rows, scores, top_n=top_n, min_score=min_score)
         parts.append((q + start, rows, scores))
@@ -96,10 +103,14 @@ def retrieval_mask(index: "NgramIndex", batch: sp.csr_matrix, budget: int, min_g
     return mask
 
 
-def _shortlist(index: "NgramIndex", batch: sp.csr_matrix, *, budget: int, min_grams: int, rescore: int) -> Tuple[np.ndarray, np.ndarray]:
+def _shortlist(
+    index: "NgramIndex", batch: sp.csr_matrix, n_grams: np.ndarray, *, budget: int, min_grams: int, rescore: int
+) -> Tuple[np.ndarray, np.ndarray]:
     """Candidates of each query: the `rescore` best rows by the partial
-    score of its retrieval 3-grams.
+    score of its retrieval 3-grams, scaled down for rows with fewer 3-grams
+    than the query (`_length_factor`).
 
+    n_grams (np.ndarray): 3-grams of each query in the batch.
     RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row per candidate.
     """
     retrieve = retrieval_mask(index, batch, budget, min_grams)
@@ -116,12 +127,31 @@ def _shortlist(index: "NgramIndex", batch: sp.csr_matrix, *, budget: int, min_gr
     kept = [
         np.arange(indptr[i], indptr[i + 1])
         if indptr[i + 1] - indptr[i] <= rescore
-        else indptr[i] + np.argpartition(-partial.data[indptr[i] : indptr[i + 1]], rescore)[:rescore]
+        else indptr[i] + np.argpartition(-_ranking_key(index, partial, i, n_grams[i]), rescore)[:rescore]
         for i in range(batch.shape[0])
     ]
     q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), [len(k) for k in kept])
     pos = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return q, partial.indices[pos].astype(np.int64)
+
+
+def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: int) -> np.ndarray:
+    """Shortlist key of query i's candidates: the partial cosine times
+    (fewer 3-grams / more 3-grams of the row and the query) ** LENGTH_POWER.
+
+    Why: the few rare 3-grams that retrieve are shared by many names, and
+    among those the partial cosine favours the short ones (their weights are
+    divided by a small norm), while a name one edit from the query has about
+    as many 3-grams as the query. The shortlist then keeps the names of the
+    query's length, which raised the typo hit rate at the same budget
+    (`benchmarks/results/kb_scale.md`).
+    """
+    lo, hi = partial.indptr[i], partial.indptr[i + 1]
+    rows = partial.indices[lo:hi]
+    fwd = index.forward[0]
+    row_grams = (fwd[rows + 1] - fwd[rows]).astype(np.float32)
+    ratio = np.minimum(row_grams, n_grams) / np.maximum(np.maximum(row_grams, n_grams), 1)
+    return partial.data[lo:hi] * ratio**LENGTH_POWER
 
 
 def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
