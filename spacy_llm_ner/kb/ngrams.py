@@ -22,9 +22,10 @@ candidate recall on BC5CDR in ``benchmarks/results/kb_candidates_bc5cdr.md``):
   each query retrieves through its rarest 3-grams only (its posting lists
   up to a budget of entries): common 3-grams make almost all of the cost of
   an exact product and carry little idf weight. The best `rescore` rows
-  then get the other 3-grams' part added exactly (binary search in the
-  sorted posting lists), so returned scores are exact cosines; what can be
-  missed is a row sharing only common 3-grams with the query. At a million
+  then get their exact cosine from the forward rows (each name's 3-grams
+  and weights, stored beside the postings since format 2; see
+  `ngram_search.py`); what can be missed is a row sharing only common
+  3-grams with the query. At a million
   entities the budget makes the search several times faster than the exact
   product at practically the same hit rate on typo queries (``kb_scale.md``
   measures both); it also beat a fixed document-frequency threshold, and a
