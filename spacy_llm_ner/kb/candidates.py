@@ -21,13 +21,14 @@ The offer order of the per-mention loop is kept as a tie-breaker, so the
 results are those of that loop.
 """
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from .abbreviations import find_abbreviations
 from .lookup import Hits, gather
+from .offers import Offers, best_per_row
 from .normalize_batch import normalize_batch
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,7 +227,7 @@ def generate(
         todo = [i for i, norm in enumerate(queries.norm) if norm and full[queries.mention[i]] < top_k]
         if todo:
             found = _ngram_stage(segments, starts, queries, np.asarray(todo, dtype=np.int64), config, top_k)
-            table = _best_per_row(_Table.concat([table, found]))
+            table = best_per_row(Offers.concat([table, found]))
     return _ranked(segments, starts, queries, table, n_mentions=len(mentions), top_k=top_k)
 
 
@@ -268,52 +269,25 @@ class _Queries:
         return cls(np.asarray(index, dtype=np.int64), text, norm, np.asarray(via, dtype=bool))
 
 
-@dataclass
-class _Table:
-    """Offered candidates as flat columns (one item per offer).
+def _offers(hits: Hits, queries: _Queries, query: np.ndarray, score: np.ndarray, stage: str, seq: np.ndarray) -> Offers:
+    """Offers of a stage's hits (source "abbreviation" for a long form's).
 
-    mention, row, score, prio, prior: as in the ranking; seg, alias: where
-    the matched alias is (alias -1: the query text); query: which query;
-    seq: order of the offer (on a full tie the first offer is kept).
+    hits (Hits): The hits; query (np.ndarray): their queries; score,
+    seq (np.ndarray): their similarity and offer order; stage (str): The stage.
+    RETURNS (Offers): The offers.
     """
-
-    mention: np.ndarray
-    row: np.ndarray
-    score: np.ndarray
-    prio: np.ndarray
-    prior: np.ndarray
-    seg: np.ndarray
-    alias: np.ndarray
-    query: np.ndarray
-    seq: np.ndarray
-
-    @classmethod
-    def from_hits(cls, hits: Hits, queries: _Queries, query: np.ndarray, score: np.ndarray, prio: int, seq: np.ndarray) -> "_Table":
-        via = queries.via[query]
-        return cls(
-            mention=queries.mention[query], row=hits.row, score=score, prio=np.where(via, _PRIORITY["abbreviation"], prio),
-            prior=hits.prior, seg=hits.seg, alias=hits.alias, query=query, seq=seq,
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence["_Table"]) -> "_Table":
-        names = [f.name for f in fields(cls)]
-        if not parts:
-            return cls(*(np.zeros(0, dtype=np.int64) for _ in names))
-        return cls(*(np.concatenate([getattr(t, f) for t in parts]) for f in names))
-
-    def take(self, index: np.ndarray) -> "_Table":
-        return _Table(*(getattr(self, f.name)[index] for f in fields(self)))
+    prio = np.where(queries.via[query], _PRIORITY["abbreviation"], _PRIORITY[stage])
+    return Offers.from_hits(hits, mention=queries.mention[query], query=query, score=score, prio=prio, seq=seq)
 
 
-def _exact_stages(segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, use: Set[str]) -> _Table:
+def _exact_stages(segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, use: Set[str]) -> Offers:
     """Exact and normalised matches (score 1.0), best offer per entity.
 
     segments (Sequence[Segment]): The KB's segments.
     starts (np.ndarray): Global row of each segment's first entity.
     queries (_Queries): The queries.
     use (Set[str]): Stages to run.
-    RETURNS (_Table): One item per (mention, entity).
+    RETURNS (Offers): One item per (mention, entity).
     """
     parts = []
     for stage, kind, strings, step in (
@@ -324,13 +298,13 @@ def _exact_stages(segments: Sequence["Segment"], starts: np.ndarray, queries: _Q
         hits = gather(segments, starts, kind, strings)
         # Offer order of the per-mention loop: each query's exact, then its normalised.
         seq = 2 * hits.group + step
-        parts.append(_Table.from_hits(hits, queries, hits.group, np.ones(len(hits)), _PRIORITY[stage], seq))
-    return _best_per_row(_Table.concat(parts))
+        parts.append(_offers(hits, queries, hits.group, np.ones(len(hits)), stage, seq))
+    return best_per_row(Offers.concat(parts))
 
 
 def _ngram_stage(
     segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, todo: np.ndarray, config: CascadeConfig, top_k: int
-) -> _Table:
+) -> Offers:
     """Entities whose normalised names are nearest to the queries' by
     3-gram cosine (each name's entities with P(entity | name)).
 
@@ -340,7 +314,7 @@ def _ngram_stage(
     todo (np.ndarray): Queries to search for.
     config (CascadeConfig): Settings.
     top_k (int): Candidates per mention.
-    RETURNS (_Table): The offers, in the order of the per-mention loop.
+    RETURNS (Offers): The offers, in the order of the per-mention loop.
     """
     n_rows = config.ngram_rows or 3 * top_k
     vectors, parts, seq_start = None, [], 2 * len(queries.text)
@@ -360,35 +334,19 @@ def _ngram_stage(
         query = todo[q[hits.group]]
         seq = seq_start + np.arange(len(hits))
         seq_start += len(hits)
-        parts.append(_Table.from_hits(hits, queries, query, scores[hits.group], _PRIORITY["ngram"], seq))
-    return _Table.concat(parts)
-
-
-def _best_per_row(table: _Table) -> _Table:
-    """Each (mention, entity) once, with its best offer: highest score, then
-    source priority, then prior, then the first offered.
-
-    table (_Table): Offers.
-    RETURNS (_Table): The best offers.
-    """
-    if len(table.row) == 0:
-        return table
-    order = np.lexsort((table.seq, -table.prior, table.prio, -table.score, table.row, table.mention))
-    m, r = table.mention[order], table.row[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (m[1:] != m[:-1]) | (r[1:] != r[:-1])
-    return table.take(order[first])
+        parts.append(_offers(hits, queries, query, scores[hits.group], "ngram", seq))
+    return Offers.concat(parts)
 
 
 def _ranked(
-    segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, table: _Table, *, n_mentions: int, top_k: int
+    segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, table: Offers, *, n_mentions: int, top_k: int
 ) -> List[List[ScoredCandidate]]:
     """The `top_k` best candidates of each mention.
 
     segments (Sequence[Segment]): The KB's segments.
     starts (np.ndarray): Global row of each segment's first entity.
     queries (_Queries): The queries.
-    table (_Table): Best offer per (mention, entity).
+    table (Offers): Best offer per (mention, entity).
     n_mentions (int): Mentions in the batch.
     top_k (int): Candidates per mention.
     RETURNS (List[List[ScoredCandidate]]): Per mention, best first.
