@@ -147,11 +147,10 @@ def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: i
     (`benchmarks/results/kb_scale.md`).
     """
     lo, hi = partial.indptr[i], partial.indptr[i + 1]
-    rows = partial.indices[lo:hi]
-    fwd = index.forward[0]
-    row_grams = (fwd[rows + 1] - fwd[rows]).astype(np.float32)
-    ratio = np.minimum(row_grams, n_grams) / np.maximum(np.maximum(row_grams, n_grams), 1)
-    return partial.data[lo:hi] * ratio**LENGTH_POWER
+    # One factor per 3-gram count (0..255): a table look-up per candidate.
+    counts = np.arange(256, dtype=np.float32)
+    factor = (np.minimum(counts, n_grams) / np.maximum(np.maximum(counts, n_grams), 1)) ** LENGTH_POWER
+    return partial.data[lo:hi] * factor[index.row_grams[partial.indices[lo:hi]]]
 
 
 def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:

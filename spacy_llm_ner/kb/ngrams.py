@@ -165,6 +165,15 @@ class NgramIndex:
         self.idf = idf
         self.posting_len = np.diff(postings.indptr)
         self._forward = forward
+        self._row_grams: Optional[np.ndarray] = None
+
+    @property
+    def row_grams(self) -> np.ndarray:
+        """Distinct 3-grams of each row, capped at 255 (uint8; made once, on
+        first use, from the forward rows: a byte per row)."""
+        if self._row_grams is None:
+            self._row_grams = np.minimum(np.diff(self.forward[0]), 255).astype(np.uint8)
+        return self._row_grams
 
     @property
     def forward(self) -> "Forward":
