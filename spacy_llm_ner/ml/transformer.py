@@ -82,19 +82,23 @@ def missing_model_message(name: str, *, reason: str = "offline?") -> str:
     )
 
 
-def explain_missing_model(init: Callable, name: str) -> Callable:
-    """Wrap a transformer model's init so that a model that cannot be loaded
-    fails with `missing_model_message` instead of the hub client's
-    connection error deep in a traceback.
+class ExplainMissingModel:
+    """A transformer model's init that fails with `missing_model_message`
+    when the model cannot be loaded, instead of the hub client's connection
+    error deep in a traceback. A class, not a closure: pipelines pickle their
+    models (`nlp.pipe(n_process=2)`, Ray, Dask).
 
     init (Callable): spacy-transformers' init(model, X, Y).
     name (str): The configured model name (as the user wrote it).
-    RETURNS (Callable): The wrapped init.
     """
 
-    def init_or_explain(model: Model, X=None, Y=None):
+    def __init__(self, init: Callable, name: str) -> None:
+        self.init = init
+        self.name = name
+
+    def __call__(self, model: Model, X=None, Y=None):
         try:
-            return init(model, X=X, Y=Y)
+            return self.init(model, X=X, Y=Y)
         except OSError as err:
             # transformers raises OSError (and subclasses) for a name that is
             # neither a folder nor reachable on the hub; a local folder that
@@ -104,9 +108,7 @@ def explain_missing_model(init: Callable, name: str) -> Callable:
             # One line for the user: the hub client's own message spans a
             # screen and says nothing of the local look-ups.
             reason = type(err).__name__
-            raise ModelNotFoundError(missing_model_message(name, reason=reason)) from None
-
-    return init_or_explain
+            raise ModelNotFoundError(missing_model_message(self.name, reason=reason)) from None
 
 
 class WrappedTransformerModel(TransformerModel):
@@ -169,7 +171,7 @@ def build_transformer_model(
     # A span getter with its own prediction windows (ml/spans.py) is asked
     # for them whenever the model runs without gradients.
     model._func = PredictionSpans(model._func)
-    model.init = explain_missing_model(model.init, name)
+    model.init = ExplainMissingModel(model.init, name)
     model.__class__ = WrappedTransformerModel
     # Same outputs, less padding at prediction time (see ml/bucketing.py).
     return bucket_predictions(model)
