@@ -264,19 +264,27 @@ def _row(r: Dict[str, Any], base: float) -> str:
             f"{r['peak_total_pss_mb']:,} | {r['wall_s']:.0f} |")
 
 
+def _pipeline_line() -> str:
+    # What was measured, read from the saved pipeline itself.
+    meta = json.loads((MODEL / "meta.json").read_text())
+    vectors = MODEL / "transformer_entity_linker" / "entity_vectors" / "ids.json"
+    n_vectors = len(json.loads(vectors.read_text())) if vectors.exists() else 0
+    return f"pipeline {' + '.join(meta['pipeline'])} ({n_vectors:,} precomputed entity vectors)"
+
+
 @app.command()
-def report() -> None:
+def report(note: str = typer.Option("", help="A line to add under the title")) -> None:
     """Write results/annotate_scale.json and .md from the runs."""
     runs = json.loads(RUNS.read_text())
     base = runs.get("pipe-2", {}).get("words_per_s") or 1.0
     first = next(r for r in runs.values() if "failed" not in r)
     lines = [
-        "# annotate at scale: nlp.pipe against Dask and Ray (#20)", "",
-        f"{first['docs']:,} BC5CDR abstracts, {first['words']:,} words (spaCy tokens); NER (CRF, "
-        "MiniLM backbone) + linker (CTD diseases, precomputed entity vectors); 2 CPU cores shared with other work; "
-        f"parts of {PART_SIZE} docs; one torch thread per worker. `x pipe-2`: words/s over nlp.pipe(n_process=2)'s. "
-        "Start-up: until the first part was out, less that part's own time (cluster + model load). "
-        "RSS/PSS: peak per worker process; total PSS: the whole process tree (driver, scheduler/raylet, workers).",
+        "# annotate at scale: nlp.pipe against Dask and Ray (#20)", "", *([note, ""] if note else []),
+        f"{first['docs']:,} docs, {first['words']:,} words (spaCy tokens); {_pipeline_line()}; 2 CPU cores shared "
+        f"with other work; parts of {PART_SIZE} docs; one torch thread per worker. `x pipe-2`: words/s over "
+        "nlp.pipe(n_process=2)'s. Start-up: until the first part was out, less that part's own time (cluster + "
+        "model load). RSS/PSS: peak per worker process; total PSS: the whole process tree (driver, "
+        "scheduler/raylet, workers).",
         "", "| run | words/s | x pipe-2 | start-up s | first output s | worker RSS MB | worker PSS MB | "
         "total PSS MB | wall s |", "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -296,7 +304,7 @@ def run_all() -> None:
     """prepare, run, report."""
     prepare(NER_MODEL, 500_000, 8)
     run(",".join(RUN_ORDER))
-    report()
+    report("")
 
 
 if __name__ == "__main__":
