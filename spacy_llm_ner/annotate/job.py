@@ -158,7 +158,9 @@ def annotate(
     return _summary(parts, output, n_run, worker_options, start=start, first_output=first_output)
 
 
-def _summary(parts: List[Part], output: Path, parts_run: int, options: Options, *, start: float, first_output: float) -> Summary:
+def _summary(
+    parts: List[Part], output: Path, parts_run: int, options: Options, *, start: float, first_output: float
+) -> Summary:
     keys = {p.key for p in parts}
     # The last line of a part counts (a part redone after a crash was recorded twice).
     entries = {e["key"]: e for e in read_manifest(output) if e["key"] in keys}

@@ -63,7 +63,9 @@ def row_schema() -> Any:
         ("link_score", pa.float32()),
         ("candidates", pa.list_(candidate)),
     ])
-    return pa.schema([("id", pa.string()), ("meta", pa.string()), ("n_words", pa.int32()), ("entities", pa.list_(entity))])
+    return pa.schema(
+        [("id", pa.string()), ("meta", pa.string()), ("n_words", pa.int32()), ("entities", pa.list_(entity))]
+    )
 
 
 def _atomic(path: Path, write: Any) -> None:

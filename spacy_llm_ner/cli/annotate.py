@@ -16,8 +16,12 @@ def annotate_cli(
     input_path: str = typer.Argument(..., help=".txt (a doc per line), .jsonl, .parquet, a folder or a glob"),
     output: Path = typer.Argument(..., help="Output folder (Parquet parts, manifest, errors.jsonl)"),
     engine: str = typer.Option("local", "--engine", "-e", help=f"One of {', '.join(ENGINES)}"),
-    workers: int = typer.Option(1, "--workers", "-w", help="Processes: nlp.pipe's n_process, or the local cluster's workers"),
-    address: Optional[str] = typer.Option(None, "--address", help="Join an existing cluster (Dask scheduler or Ray address)"),
+    workers: int = typer.Option(
+        1, "--workers", "-w", help="Processes: nlp.pipe's n_process, or the local cluster's workers"
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Join an existing cluster (Dask scheduler or Ray address)"
+    ),
     resume: bool = typer.Option(False, "--resume", help="Skip the parts the manifest lists as finished"),
     part_size: int = typer.Option(1000, "--part-size", help="Docs per part (unit of work, output and resume)"),
     batch_size: int = typer.Option(64, "--batch-size", help="nlp.pipe batch size"),
@@ -34,7 +38,9 @@ def annotate_cli(
     from ..annotate.output import finished_keys
     from ..annotate.progress import Progress
 
-    options = dict(batch_size=batch_size, max_chars=max_chars, top_candidates=top_candidates, docbin=docbin, threads=threads)
+    options = dict(
+        batch_size=batch_size, max_chars=max_chars, top_candidates=top_candidates, docbin=docbin, threads=threads
+    )
     try:
         done = finished_keys(output) if resume else set()
         todo = [p for p in plan_parts(find_shards(input_path), part_size=part_size) if p.key not in done]

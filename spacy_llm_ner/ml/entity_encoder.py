@@ -196,7 +196,8 @@ class EntityEncoder:
         # rows, then what was encoded since (e.g. entities added later).
         ids = list(self._index)
         dtype = self.dtype
-        table = self._table[[self._index[e] for e in ids]] if ids else numpy.zeros((0, 0), dtype=dtype)  # type: ignore[index]
+        rows = [self._index[e] for e in ids]
+        table = self._table[rows] if ids else numpy.zeros((0, 0), dtype=dtype)  # type: ignore[index]
         extra = [e for e in self._cache if e not in self._index]
         if extra:
             more = numpy.stack([self._cache[e] for e in extra]).astype(dtype)

@@ -86,7 +86,9 @@ def connect(options: Options, *, workers: int, address: Optional[str]) -> Any:
     return client
 
 
-def run_parts(parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None) -> Iterator[PartStats]:
+def run_parts(
+    parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None
+) -> Iterator[PartStats]:
     """Annotate parts on a Dask cluster.
 
     parts (List[Part]): The parts to do.

@@ -15,7 +15,9 @@ from ..rows import annotate_records
 from ..worker import Options, finish_part, load_pipeline, run_part, set_threads
 
 
-def run_parts(parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None) -> Iterator[PartStats]:
+def run_parts(
+    parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None
+) -> Iterator[PartStats]:
     """Annotate parts with nlp.pipe.
 
     parts (List[Part]): The parts to do.

@@ -51,7 +51,9 @@ class PartAnnotator:
         return out
 
 
-def run_parts(parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None) -> Iterator[PartStats]:
+def run_parts(
+    parts: List[Part], options: Options, *, workers: int, address: Optional[str] = None
+) -> Iterator[PartStats]:
     """Annotate parts with Ray Data.
 
     parts (List[Part]): The parts to do.
