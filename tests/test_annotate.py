@@ -177,6 +177,8 @@ def test_bad_input_and_model_fail_before_work(model_dir, corpus, tmp_path):
         annotate(model_dir, str(tmp_path / "in"), tmp_path / "out")
     with pytest.raises(AnnotateError, match="Model not found: .*nowhere"):
         annotate(str(tmp_path / "nowhere"), str(corpus), tmp_path / "out")
+    with pytest.raises(AnnotateError, match="Unknown engine 'spark'"):
+        annotate(model_dir, str(corpus), tmp_path / "out", engine="spark")
     with pytest.raises(AnnotateError, match="No input found"):
         annotate(model_dir, str(tmp_path / "none*.txt"), tmp_path / "out")
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "in" / "broken.parquet")

@@ -134,11 +134,14 @@ def annotate(
     RAISES (AnnotateError): Before any work, on a bad input, model or output.
     """
     start = time.perf_counter()
+    try:
+        run_parts = get_engine(engine)
+    except (ValueError, ImportError) as err:
+        raise AnnotateError(str(err)) from err
     check_model(model)
     output = Path(output)
     parts = plan(input_path, output, part_size=part_size, resume=resume)
     worker_options = Options(model=str(Path(model).resolve()), output=str(output.resolve()), **(options or {}))
-    run_parts = get_engine(engine)
     done = finished_keys(output) if resume else set()
     todo = [p for p in parts if p.key not in done]
     manifest = Manifest(output)

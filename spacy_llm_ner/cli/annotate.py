@@ -52,7 +52,7 @@ def annotate_cli(
             model, input_path, output, engine=engine, workers=workers, address=address, resume=resume,
             part_size=part_size, options=options, on_part=progress,
         )
-    except (AnnotateError, ImportError) as err:
+    except (AnnotateError, ImportError) as err:  # before any work: one line, no traceback
         msg.fail(str(err), exits=1)
     finally:
         progress.close()
