@@ -237,11 +237,12 @@ def report() -> None:
     acc_path = out_dir() / "accuracy.json"
     accuracy_results = json.loads(acc_path.read_text()) if acc_path.exists() else {}
     lines, table = _rows(speed_results, accuracy_results)
+    rounds = max(len(r["rounds"]) for systems in table.values() for r in systems.values())
     lines += [
         "",
         "words/s: `nlp.pipe` batch 64, spaCy words, 2 threads; each system in a fresh process beside the ceiling, "
-        "taking turns, best of 3 rounds (`onnx_regimes.py speed`; at most 40k words per regime); × torch fp32 = the "
-        "ratio of the shares of each process's own ceiling. F: spaCy's Scorer on the "
+        f"taking turns, best of {rounds} rounds (`onnx_regimes.py speed`; docs: the first docs of the regime up to "
+        "`--max-words`); × torch fp32 = the ratio of the shares of each process's own ceiling. F: spaCy's Scorer on the "
         "regime's whole test docs, \"F − torch fp32\" in F points. torch int8: `python -m spacy_llm_ner quantize` "
         "(dynamic_int8_per_channel); onnx: `python -m spacy_llm_ner export-onnx` (int8: `--int8`, onnxruntime's "
         "dynamic per-channel int8 of the weight MatMuls). Ceiling: bare fp32 MiniLM forward in torch over 128-piece "
