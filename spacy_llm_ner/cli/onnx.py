@@ -5,7 +5,8 @@ import spacy
 import typer
 from wasabi import msg
 
-from ..ml.onnx_export import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS, onnx_pipeline
+from ..ml.onnx_export import onnx_pipeline
+from ..ml.onnx_graph import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS
 from ..ml.rewrite import size_on_disk
 from . import app
 

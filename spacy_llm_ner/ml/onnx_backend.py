@@ -14,7 +14,7 @@ stand-in (`OnnxModelClass`, as `ml/hf_class.py` does for LoRA and torch
 quantization) before the saved state is read, so no torch weights are ever
 built. A session is made per process and per torch thread count: forked
 workers (`nlp.pipe(n_process=N)`) build their own. The graph itself is made
-by `ml/onnx_export.py`.
+by `ml/onnx_graph.py`.
 """
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -23,27 +23,14 @@ import numpy
 import torch
 from thinc.api import Model
 
-EXTRA_HINT = "pip install 'spacy-llm-ner[onnx]'"
+from .onnx_graph import QUANTIZE_KEY, export_graph, require_onnxruntime
+
 BACKENDS = ("torch", "onnxruntime")
-# Custom metadata key of an exported graph: how its weights were quantized.
-QUANTIZE_KEY = "spacy_llm_ner.quantize"
 # Sessions inherited through fork: their thread pools' threads only exist in
 # the parent, so destroying them in the child would wait on those threads
 # forever. They are parked here instead (forked workers end by os._exit, so
 # nothing runs their destructors).
 _FORK_ORPHANS: List[Any] = []
-
-
-def require_onnxruntime() -> Any:
-    """Import onnxruntime, or fail with a one-line message naming the extra.
-
-    RETURNS (module): onnxruntime.
-    """
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise ImportError(f"The ONNX Runtime backend needs onnxruntime: {EXTRA_HINT}") from err
-    return onnxruntime
 
 
 def check_backend(backend: str) -> str:
@@ -225,8 +212,6 @@ def backbone_from_torch(transformer: torch.nn.Module, *, quantize: Optional[str]
     quantize (Optional[str]): None (fp32) or an int8 method of ONNX_QUANTIZE_METHODS.
     RETURNS (OnnxBackbone): The backbone, with its session.
     """
-    from .onnx_export import export_graph
-
     return OnnxBackbone(transformer.config, export_graph(transformer, quantize=quantize), quantize=quantize)
 
 

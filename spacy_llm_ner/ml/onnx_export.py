@@ -1,138 +1,18 @@
 """Export a trained pipeline's transformer to ONNX (fp32 or dynamic int8)
 and rewrite its config block, so that the saved pipeline loads on the
 onnxruntime backend with `spacy.load` (`python -m spacy_llm_ner export-onnx`
-is a thin wrapper). How the graph runs is in `ml/onnx_backend.py`.
-
-The graph is traced from the HF model with eager attention (the portable
-MatMul/Softmax form; ORT fuses it when the session is made) and returns only
-`last_hidden_state`, the one output the pipeline reads. int8 is
-onnxruntime's dynamic quantization of the MatMuls with constant weights:
-int8 weights, activations quantized on the fly, embeddings and LayerNorms
-left in fp32, as `quantize` does for torch.
+is a thin wrapper). How the graph is made is in `ml/onnx_graph.py`, how it
+runs in `ml/onnx_backend.py`.
 """
-import tempfile
-import warnings
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import torch
 from spacy.language import Language
 
-from .onnx_backend import EXTRA_HINT, QUANTIZE_KEY, add_onnx_backend, require_onnxruntime, swap_in_backbone
+from .onnx_backend import add_onnx_backend, swap_in_backbone
+from .onnx_graph import ONNX_QUANTIZE_METHODS, require_onnx
 from .rewrite import REWRITABLE, transformer_components
 
 V4 = "spacy_llm_ner.TransformerModel.v4"
-ONNX_QUANTIZE_METHODS = ("dynamic_int8", "dynamic_int8_per_channel")
-# As for torch (ml/quantize.py): one scale per output row of each weight.
-DEFAULT_ONNX_QUANTIZE = "dynamic_int8_per_channel"
-OPSET = 17
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def require_onnx() -> Any:
-    """Import onnx (needed to export and quantize, not to run), or fail with
-    a one-line message naming the extra.
-
-    RETURNS (module): onnx.
-    """
-    try:
-        import onnx
-    except ImportError as err:
-        raise ImportError(f"Exporting to ONNX needs onnx and onnxruntime: {EXTRA_HINT}") from err
-    require_onnxruntime()
-    return onnx
-
-
-class LastHiddenState(torch.nn.Module):
-    """A HF encoder that returns only its last hidden state (the pooler and
-    the other outputs are not computed or exported).
-
-    encoder (torch.nn.Module): The HF model.
-    """
-
-    def __init__(self, encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        return self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True
-        ).last_hidden_state
-
-
-def _eager_copy(transformer: torch.nn.Module) -> torch.nn.Module:
-    # SDPA attention traces into ops whose masking some ORT versions get
-    # wrong for padded rows; eager attention is plain MatMul/Softmax.
-    from transformers import AutoModel
-
-    config = type(transformer.config).from_dict(transformer.config.to_dict())
-    config._attn_implementation = "eager"
-    copy = AutoModel.from_config(config, attn_implementation="eager")
-    copy.load_state_dict(transformer.state_dict())
-    return copy.eval()
-
-
-def _example_inputs(config: Any) -> Dict[str, torch.Tensor]:
-    # Two rows, the second padded: the trace keeps the masking path.
-    ids = torch.full((2, 8), min(5, config.vocab_size - 1), dtype=torch.long)
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-
-
-def _trace(transformer: torch.nn.Module, path: Path) -> None:
-    module = LastHiddenState(_eager_copy(transformer))
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUTS, "last_hidden_state")}
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter is deprecated in favour of dynamo (which
-        # needs onnxscript); it handles HF encoders and needs nothing more.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, (), str(path), kwargs=_example_inputs(transformer.config), input_names=list(INPUTS),
-            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET, dynamo=False,
-        )
-
-
-def quantize_graph(source: Path, target: Path, *, method: str = DEFAULT_ONNX_QUANTIZE) -> None:
-    """Dynamic int8 quantization of an ONNX encoder's weight MatMuls.
-
-    source (Path): The fp32 .onnx file.
-    target (Path): Where to write the int8 one.
-    method (str): One of ONNX_QUANTIZE_METHODS.
-    """
-    if method not in ONNX_QUANTIZE_METHODS:
-        raise ValueError(f"Unknown quantize method {method!r}: expected one of {list(ONNX_QUANTIZE_METHODS)}.")
-    require_onnx()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-            per_channel=method == "dynamic_int8_per_channel",
-        )
-
-
-def export_graph(transformer: torch.nn.Module, *, quantize: Optional[str] = None) -> bytes:
-    """Export a HF torch encoder to a serialized ONNX graph that takes
-    input_ids, attention_mask and token_type_ids (any batch and length) and
-    returns last_hidden_state.
-
-    transformer (torch.nn.Module): The fp32 HF model (no adapter layers).
-    quantize (Optional[str]): None (fp32) or one of ONNX_QUANTIZE_METHODS.
-    RETURNS (bytes): The ONNX model, its quantization in its metadata.
-    """
-    onnx = require_onnx()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        _trace(transformer, path)
-        if quantize:
-            quantize_graph(path, Path(tmp) / "int8.onnx", method=quantize)
-            path = Path(tmp) / "int8.onnx"
-        graph = onnx.load(str(path))
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = QUANTIZE_KEY, quantize or ""
-    return graph.SerializeToString()
 
 
 def _check_block(name: str, block: Dict[str, Any]) -> None:
