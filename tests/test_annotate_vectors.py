@@ -110,3 +110,20 @@ def test_added_entity_after_loading_is_encoded_and_saved(saved, tmp_path):
     assert "Q_PA" in [e for e, _ in doc.ents[0]._.kb_candidates]
     loaded.to_disk(tmp_path / "more")
     assert "Q_PA" in spacy.load(tmp_path / "more").get_pipe(LINKER).entity_encoder.cached_ids
+
+
+def test_precompute_entities_cli_float16(saved, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_llm_ner.cli import app
+
+    _, path = saved
+    out = tmp_path / "half"
+    result = CliRunner().invoke(app, ["precompute-entities", str(path), str(out), "--dtype", "float16"])
+    assert result.exit_code == 0, result.output
+    encoder = spacy.load(out).get_pipe(LINKER).entity_encoder
+    assert encoder._table.dtype == numpy.float16
+    full = spacy.load(path).get_pipe(LINKER).entity_encoder
+    assert encoder.vector("Q_AS") == pytest.approx(full.vector("Q_AS"), abs=1e-2)
+    bad = CliRunner().invoke(app, ["precompute-entities", str(path), str(tmp_path / "x"), "--dtype", "int8"])
+    assert bad.exit_code == 1 and "float32 or float16" in bad.output

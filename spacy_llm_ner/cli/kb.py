@@ -117,6 +117,9 @@ def _csv_options(input_path: Path, fmt: str, columns: str) -> Dict[str, Any]:
 def precompute_entities_cli(
     in_model: Path = typer.Argument(..., metavar="IN_MODEL", exists=True, file_okay=False, help="Trained pipeline directory"),
     out_model: Path = typer.Argument(..., metavar="OUT_MODEL", file_okay=False, help="Where to save the pipeline"),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="Stored vectors: float32, or float16 (half the file and the mapped pages)"
+    ),
 ) -> None:
     """Encode every KB entity of each transformer_entity_linker with its
     trained backbone and save the vectors with the pipeline: prediction then
@@ -131,6 +134,7 @@ def precompute_entities_cli(
         start = time.perf_counter()
         try:
             n = linker.precompute_entities()
+            linker.entity_encoder.set_dtype(dtype)
         except ValueError as err:
             msg.fail(str(err), exits=1)
         msg.good(f"{name}: {n:,} entities encoded in {time.perf_counter() - start:.0f} s")
