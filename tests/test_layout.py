@@ -27,9 +27,12 @@ RE_EXPORTED = [
 ]
 # Layer -> the imports it must not have (module prefixes).
 FORBIDDEN = {
-    "ml": ["spacy_llm_ner.pipeline"],
-    "kb": ["torch", "spacy_transformers", "spacy_llm_ner.ml", "spacy_llm_ner.pipeline", "spacy_llm_ner.training"],
-    "corpora": ["spacy_llm_ner.ml", "spacy_llm_ner.pipeline"],
+    "ml": ["spacy_llm_ner.pipeline", "spacy_llm_ner.annotate"],
+    "kb": ["torch", "spacy_transformers", "spacy_llm_ner.ml", "spacy_llm_ner.pipeline", "spacy_llm_ner.training",
+           "spacy_llm_ner.annotate"],
+    "corpora": ["spacy_llm_ner.ml", "spacy_llm_ner.pipeline", "spacy_llm_ner.annotate"],
+    "training": ["spacy_llm_ner.pipeline", "spacy_llm_ner.annotate"],
+    "pipeline": ["spacy_llm_ner.annotate"],
 }
 
 
