@@ -67,8 +67,9 @@ def search_flat(
         batch.sort_indices()
         if budget <= 0:
             product = (batch @ index.postings).tocsr()
-            q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), np.diff(product.indptr))
-            rows, scores = product.indices.astype(np.int64), product.data
+            # Each row's best top_n first: the product is too long to sort whole.
+            q, pos = _best_of_rows(product.indptr, product.data, top_n)
+            rows, scores = product.indices[pos].astype(np.int64), product.data[pos]
         else:
             q, rows = _shortlist(
                 index, batch, n_grams[start : start + batch_size], budget=budget, min_grams=min_grams, rescore=rescore
@@ -133,6 +134,24 @@ def _shortlist(
     q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), [len(k) for k in kept])
     pos = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
     return q, partial.indices[pos].astype(np.int64)
+
+
+def _best_of_rows(indptr: np.ndarray, keys: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Positions of the (up to) k largest keys of each CSR row.
+
+    indptr (np.ndarray): Row offsets.
+    keys (np.ndarray): One key per entry.
+    k (int): Entries kept per row.
+    RETURNS (Tuple[np.ndarray, np.ndarray]): int64 row and position per kept entry.
+    """
+    kept = [
+        np.arange(indptr[i], indptr[i + 1])
+        if indptr[i + 1] - indptr[i] <= k
+        else indptr[i] + np.argpartition(-keys[indptr[i] : indptr[i + 1]], k)[:k]
+        for i in range(len(indptr) - 1)
+    ]
+    q = np.repeat(np.arange(len(kept), dtype=np.int64), [len(x) for x in kept])
+    return q, (np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64))
 
 
 def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: int) -> np.ndarray:
