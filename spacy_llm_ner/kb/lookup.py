@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 
+from .csr import csr_positions
+
 if TYPE_CHECKING:  # pragma: no cover
     import marisa_trie
 
@@ -57,22 +59,6 @@ def trie_keys(trie: "marisa_trie.Trie", strings: Sequence[Optional[str]]) -> np.
     """
     get = trie.get
     return np.array([get(s, -1) if s else -1 for s in strings], dtype=np.int64)
-
-
-def csr_positions(indptr: np.ndarray, keys: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
-    """Positions of all items of the given CSR keys, in key order.
-
-    indptr (np.ndarray): CSR offsets.
-    keys (np.ndarray): Keys (all valid).
-    RETURNS (tuple): (index into `keys` of each item, item position).
-    """
-    lo = np.asarray(indptr[keys], dtype=np.int64)
-    counts = np.asarray(indptr[keys + 1], dtype=np.int64) - lo
-    total = int(counts.sum())
-    which = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts - lo, counts)
-    return which, pos
 
 
 def gather(

@@ -18,15 +18,30 @@ changed is the rest, which used to loop in Python per query and per common
 Results are flat arrays (query, row, score), best first within a query, so
 the cascade can gather the names' entities for the whole batch at once.
 """
-from typing import TYPE_CHECKING, List, Tuple
+from typing import List, Protocol, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from .lookup import csr_positions
+from .csr import csr_positions
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .ngrams import NgramIndex
+
+class NgramIndex(Protocol):
+    """What the search reads of an index (`ngrams.NgramIndex`, which calls
+    this module: described here rather than imported, so that the two do not
+    import each other)."""
+
+    buckets: np.ndarray
+    postings: sp.csr_matrix
+    posting_len: np.ndarray
+
+    @property
+    def row_grams(self) -> np.ndarray: ...
+
+    @property
+    def forward(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def to_local(self, queries: sp.csr_matrix) -> sp.csr_matrix: ...
 
 Flat = Tuple[np.ndarray, np.ndarray, np.ndarray]
 # How hard the shortlist key penalises a length (3-gram count) unlike the
@@ -58,7 +73,7 @@ def search_flat(
     RETURNS (Flat): int64 query, int64 row, float32 cosine; by query, best
         first within a query (ties by row).
     """
-    local = index._local(queries)
+    local = index.to_local(queries)
     n_grams = np.diff(queries.indptr)  # the query's 3-grams, the index's or not
     parts: List[Flat] = []
     slots = np.full(len(index.buckets), -1, dtype=np.int64)

@@ -260,7 +260,7 @@ class NgramIndex:
         """
         return tfidf(trigram_features(texts), self.idf)
 
-    def _local(self, queries: sp.csr_matrix) -> sp.csr_matrix:
+    def to_local(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         # Bucket space -> this index's posting rows; 3-grams it lacks drop out
         # (they still counted in the query norm, so scores stay true cosines).
         if len(self.buckets) == 0:
