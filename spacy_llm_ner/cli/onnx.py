@@ -7,8 +7,8 @@ from wasabi import msg
 
 from ..ml.onnx_export import onnx_pipeline
 from ..ml.onnx_graph import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS
-from ..ml.rewrite import size_on_disk
 from . import app
+from .quantize import print_sizes
 
 
 @app.command("export-onnx")
@@ -33,11 +33,5 @@ def export_onnx_cli(
     except (ImportError, ValueError) as err:
         msg.fail(str(err), exits=1)
     nlp.to_disk(out_model)
-    before, after = size_on_disk(in_model), size_on_disk(out_model)
     msg.good(f"Exported {', '.join(names)} to ONNX ({quantize or 'fp32'}): saved to {out_model}")
-    msg.table(
-        [("IN_MODEL", f"{before / 1e6:.1f}"), (f"OUT_MODEL ({quantize or 'fp32'})", f"{after / 1e6:.1f}"),
-         ("after / before", f"{after / max(before, 1):.2f}")],
-        header=("", "MB on disk"),
-        divider=True,
-    )
+    print_sizes(in_model, out_model, label=quantize or "fp32")

@@ -28,10 +28,21 @@ def quantize_cli(
     except ValueError as err:
         msg.fail(str(err), exits=1)
     nlp.to_disk(out_model)
-    before, after = size_on_disk(in_model), size_on_disk(out_model)
     msg.good(f"Quantized {', '.join(names)} ({method}): saved to {out_model}")
+    print_sizes(in_model, out_model, label=method)
+
+
+def print_sizes(in_model: Path, out_model: Path, *, label: str) -> None:
+    """Print both pipelines' size on disk and their ratio (for the commands
+    that rewrite a pipeline: quantize, export-onnx).
+
+    in_model (Path): The pipeline read.
+    out_model (Path): The pipeline written.
+    label (str): What OUT_MODEL is (e.g. the method).
+    """
+    before, after = size_on_disk(in_model), size_on_disk(out_model)
     msg.table(
-        [("IN_MODEL", f"{before / 1e6:.1f}"), (f"OUT_MODEL ({method})", f"{after / 1e6:.1f}"),
+        [("IN_MODEL", f"{before / 1e6:.1f}"), (f"OUT_MODEL ({label})", f"{after / 1e6:.1f}"),
          ("after / before", f"{after / max(before, 1):.2f}")],
         header=("", "MB on disk"),
         divider=True,
