@@ -113,7 +113,8 @@ class TagSet:
                 raise ValueError(
                     f"Tag {tag!r} in the gold data is not in the label set "
                     f"{list(self.labels)}. Add the label to the component's "
-                    "labels (or let initialize read them from the data)."
+                    "labels (or let initialize read them from the data); a trained (sourced) component "
+                    "takes new labels from [initialize.after_init] spacy_llm_ner.add_ner_labels.v1."
                 )
             out[i] = index[tag]
         return out

@@ -20,6 +20,7 @@ from ..ml.tags import SCHEMES, TagSet
 from ..training.distill import soft_targets
 from .abbreviations import ABBREVIATION_MODES, propagate_abbreviations
 from .language_checks import check_training_language
+from .ner_labels import allowed_tags, grow_label, is_initialized, mark_seen, mask_unseen
 from .ner_support import (
     CONFIDENCE_ATTR,
     INFERENCE_SETTINGS,
@@ -213,14 +214,19 @@ class TransformerNER(TrainablePipe):
         return self._decoder
 
     def add_label(self, label: str) -> int:
+        """Add an entity label. On a trained component the head grows with
+        the old tags' weights kept, and the label is not predicted until
+        the component is updated on gold of it (pipeline/ner_labels.py).
+
+        label (str): The label.
+        RETURNS (int): 1 if it was added, 0 if the component had it.
+        """
         if label in self.cfg["labels"]:
             return 0
-        if self.model.has_dim("nO") and self.model.get_ref("output_layer").has_param("W"):
-            raise ValueError(
-                "[transformer_ner] Cannot add a label to an initialized model; "
-                "list all labels before nlp.initialize()."
-            )
-        self.cfg["labels"].append(label)
+        if is_initialized(self):
+            grow_label(self, label)
+        else:
+            self.cfg["labels"].append(label)
         return 1
 
     def initialize(
@@ -268,14 +274,6 @@ class TransformerNER(TrainablePipe):
         self.model.initialize(X=doc_sample)
         check_training_language(get_examples, nlp=nlp, model=self.model, name=self.name)
 
-    def _allowed(self, doc: Doc) -> Optional[numpy.ndarray]:
-        if self.cfg["ents_mode"] != "respect" or not doc.ents:
-            return None
-        allowed = numpy.ones((len(doc), len(self.tagset)), dtype=bool)
-        for ent in doc.ents:
-            allowed[ent.start : ent.end, 1:] = False  # tag 0 is "O"
-        return allowed
-
     def predict(self, docs: Iterable[Doc]) -> List[Decoded]:
         """Decode entity spans and confidences for a batch.
 
@@ -286,8 +284,8 @@ class TransformerNER(TrainablePipe):
         docs = list(docs)
         if not any(len(doc) for doc in docs):
             return [(numpy.zeros((0, 3), "i"), numpy.zeros(0)) for _ in docs]
-        scores = self.model.predict(docs)
-        return self.decoder.decode(scores, [self._allowed(doc) for doc in docs])
+        scores = mask_unseen(self, self.model.predict(docs))
+        return self.decoder.decode(scores, [allowed_tags(self, doc) for doc in docs])
 
     def set_annotations(self, docs: Iterable[Doc], decoded: List[Decoded]) -> None:
         """Write entities to doc.ents and all scored spans to doc.spans.
@@ -333,6 +331,7 @@ class TransformerNER(TrainablePipe):
         validate_examples(examples, "TransformerNER.get_loss")
         tagset = self.tagset
         gold = [tagset.from_biluo(eg.get_aligned_ner()) for eg in examples]
+        mark_seen(self, gold)
         open_tags = [open_tag_mask(eg, tagset) for eg in examples]
         loss, d_scores = self.decoder.get_loss(scores, gold, open_tags=open_tags)
         weight = self.cfg.get("distill_weight", 1.0)
