@@ -34,10 +34,12 @@ from .normalize_batch import normalize_batch
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.tokens import Doc, Span
 
+    from .ngram_search import Shortlist
     from .ngrams import Idf
     from .segment import Segment
 
 STAGES: Tuple[str, ...] = ("exact", "normalized", "ngram", "abbreviation")
+RETRIEVALS = ("words+grams", "words", "grams")
 _PRIORITY = {"abbreviation": 0, "exact": 1, "normalized": 2, "ngram": 3}
 _SOURCES = tuple(sorted(_PRIORITY, key=_PRIORITY.__getitem__))
 AbbreviationMaps = Union[None, Mapping[str, str], Sequence[Optional[Mapping[str, str]]]]
@@ -81,6 +83,15 @@ class CascadeConfig:
         0: exact search over all 3-grams.
     ngram_min_grams (int): Rarest 3-grams always used for retrieval.
     rescore (int): Candidates rescored exactly per query.
+    ngram_retrieval (str): Where the n-gram stage gets the candidates it
+        rescores: "words" (names sharing the query's rarest words, exact or
+        one edit or ending away; see words.py), "grams" (its rarest 3-grams,
+        within `ngram_budget`), or "words+grams" (both). A KB saved without
+        a word index uses "grams".
+    word_budget (int): Posting entries a query may read through its words.
+    word_rescore (int): Candidates retrieved through words rescored exactly
+        per query (their shortlist ranks better than the 3-grams' partial
+        scores, so fewer are needed than `rescore`).
     """
 
     top_k: int = 10
@@ -90,12 +101,17 @@ class CascadeConfig:
     ngram_budget: int = 100000
     ngram_min_grams: int = 3
     rescore: int = 1000
+    ngram_retrieval: str = "words+grams"
+    word_budget: int = 2000
+    word_rescore: int = 100
 
     def __post_init__(self) -> None:
         self.stages = tuple(self.stages)
         unknown = set(self.stages) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown candidate stages {sorted(unknown)}; choose from {STAGES}")
+        if self.ngram_retrieval not in RETRIEVALS:
+            raise ValueError(f"ngram_retrieval must be one of {RETRIEVALS} (got {self.ngram_retrieval!r})")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1 (got {self.top_k})")
 
@@ -322,10 +338,12 @@ def _ngram_stage(
         if seg.ngrams.n_rows == 0:
             continue
         if vectors is None:
-            vectors = seg.ngrams.query_vectors([queries.norm[i] for i in todo])
+            texts = [queries.norm[i] for i in todo]
+            vectors = seg.ngrams.query_vectors(texts)
         q, keys, scores = seg.ngrams.search_flat(
             vectors, top_n=n_rows, budget=config.ngram_budget, min_grams=config.ngram_min_grams,
-            rescore=config.rescore, min_score=config.min_ngram_score,
+            rescore=config.rescore, min_score=config.min_ngram_score, shortlist=_word_shortlist(seg, texts, config),
+            grams=config.ngram_retrieval != "words",
         )
         # Each found name is looked up in every segment, as a string in the others.
         strings = [seg.norm_string(k) for k in keys] if len(segments) > 1 else [None] * len(keys)
@@ -336,6 +354,17 @@ def _ngram_stage(
         seq_start += len(hits)
         parts.append(_offers(hits, queries, query, scores[hits.group], "ngram", seq))
     return Offers.concat(parts)
+
+
+def _word_shortlist(seg: "Segment", texts: Sequence[str], config: CascadeConfig) -> Optional["Shortlist"]:
+    """The n-gram stage's candidates from the segment's words, or None to
+    retrieve through 3-grams (configured so, or no word index saved)."""
+    words = seg.words
+    if "words" not in config.ngram_retrieval or words is None:
+        return None
+    return lambda start, end, length_factor: words.shortlist(
+        texts[start:end], length_factor, budget=config.word_budget, rescore=config.word_rescore
+    )
 
 
 def _ranked(

@@ -18,7 +18,7 @@ changed is the rest, which used to loop in Python per query and per common
 Results are flat arrays (query, row, score), best first within a query, so
 the cascade can gather the names' entities for the whole batch at once.
 """
-from typing import List, Protocol, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +44,10 @@ class NgramIndex(Protocol):
     def to_local(self, queries: sp.csr_matrix) -> sp.csr_matrix: ...
 
 Flat = Tuple[np.ndarray, np.ndarray, np.ndarray]
+# (first query, end query, length factor) -> (query, row) candidates of that
+# slice of the batch, queries counted from the slice's start (e.g.
+# `words.WordIndex.shortlist`).
+Shortlist = Callable[[int, int, Callable[[np.ndarray, np.ndarray], np.ndarray]], Tuple[np.ndarray, np.ndarray]]
 # How hard the shortlist key penalises a length (3-gram count) unlike the
 # query's: of 1, 2 and 4, 4 kept most typo matches at every budget tried.
 LENGTH_POWER = 4
@@ -59,6 +63,8 @@ def search_flat(
     rescore: int,
     batch_size: int,
     min_score: float,
+    shortlist: Optional[Shortlist] = None,
+    grams: bool = True,
 ) -> Flat:
     """The rows most similar to each query vector (see `NgramIndex.search`).
 
@@ -70,6 +76,10 @@ def search_flat(
     rescore (int): Candidates scored exactly per query.
     batch_size (int): Queries per sparse product.
     min_score (float): Drop rows scoring below this.
+    shortlist (Optional[Shortlist]): Candidates from elsewhere (the KB's
+        words), rescored the same way.
+    grams (bool): Also retrieve through the rarest 3-grams (with a
+        `shortlist`: the union of both; without one, always).
     RETURNS (Flat): int64 query, int64 row, float32 cosine; by query, best
         first within a query (ties by row).
     """
@@ -80,21 +90,39 @@ def search_flat(
     for start in range(0, local.shape[0], batch_size):
         batch = local[start : start + batch_size]
         batch.sort_indices()
-        if budget <= 0:
+        if budget <= 0 and (grams or shortlist is None):
+            # Exact search finds every row a shortlist could add.
             product = (batch @ index.postings).tocsr()
             # Each row's best top_n first: the product is too long to sort whole.
             q, pos = _best_of_rows(product.indptr, product.data, top_n)
             rows, scores = product.indices[pos].astype(np.int64), product.data[pos]
         else:
-            q, rows = _shortlist(
-                index, batch, n_grams[start : start + batch_size], budget=budget, min_grams=min_grams, rescore=rescore
-            )
+            counts = n_grams[start : start + batch_size]
+            found = []
+            if shortlist is not None:
+                found.append(shortlist(start, start + batch.shape[0], lambda qq, rr: length_factor(index, rr, counts[qq])))
+            if grams or shortlist is None:
+                found.append(_shortlist(index, batch, counts, budget=budget, min_grams=min_grams, rescore=rescore))
+            q, rows = _union(found, n_rows=index.n_rows)
             scores = _exact_scores(index, batch, q, rows, slots)
         q, rows, scores = _top(q, rows, scores, top_n=top_n, min_score=min_score)
         parts.append((q + start, rows, scores))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return tuple(np.concatenate(c) for c in zip(*parts))  # type: ignore[return-value]
+
+
+def _union(found: List[Tuple[np.ndarray, np.ndarray]], *, n_rows: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Distinct (query, row) candidates of several retrievals, by query.
+
+    found (List[Tuple[np.ndarray, np.ndarray]]): (query, row) arrays.
+    n_rows (int): Rows of the index.
+    RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row.
+    """
+    if len(found) == 1:
+        return found[0]
+    pairs = np.unique(np.concatenate([q * n_rows + r for q, r in found]))
+    return pairs // n_rows, pairs % n_rows
 
 
 def retrieval_mask(index: "NgramIndex", batch: sp.csr_matrix, budget: int, min_grams: int) -> np.ndarray:
@@ -167,6 +195,20 @@ def _best_of_rows(indptr: np.ndarray, keys: np.ndarray, k: int) -> Tuple[np.ndar
     ]
     q = np.repeat(np.arange(len(kept), dtype=np.int64), [len(x) for x in kept])
     return q, (np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64))
+
+
+def length_factor(index: "NgramIndex", rows: np.ndarray, n_grams: np.ndarray) -> np.ndarray:
+    """(fewer 3-grams / more 3-grams of each row and its query) ** LENGTH_POWER
+    (see `_ranking_key` for why).
+
+    index (NgramIndex): The index.
+    rows (np.ndarray): Rows.
+    n_grams (np.ndarray): 3-grams of each row's query.
+    RETURNS (np.ndarray): float32 factors.
+    """
+    counts = index.row_grams[rows].astype(np.float32)
+    n = np.asarray(n_grams, dtype=np.float32)
+    return (np.minimum(counts, n) / np.maximum(np.maximum(counts, n), 1)) ** LENGTH_POWER
 
 
 def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: int) -> np.ndarray:

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .ngram_search import search_flat
+from .ngram_search import Shortlist, search_flat
 
 Forward = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -323,13 +323,17 @@ class NgramIndex:
         rescore: int = 1000,
         batch_size: int = 64,
         min_score: float = 0.0,
+        shortlist: Optional[Shortlist] = None,
+        grams: bool = True,
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`search` as flat arrays (see `ngram_search.search_flat`).
+        """`search` as flat arrays (see `ngram_search.search_flat`; with
+        `shortlist`, its candidates too, and the 3-gram retrieval's only if
+        `grams`).
 
         RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): Query, row and
             cosine of each hit, by query, best first within a query.
         """
         return search_flat(
             self, queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
-            min_score=min_score,
+            min_score=min_score, shortlist=shortlist, grams=grams,
         )

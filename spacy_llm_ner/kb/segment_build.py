@@ -18,6 +18,7 @@ from .ngrams import Idf, NgramIndex
 from .normalize import normalize
 from .records import EntityRecord, KBFormatError
 from .storage import StringTable, group_csr, trie_key_ids
+from .words import WordIndex
 
 Arrays = Dict[str, np.ndarray]
 Tries = Dict[str, marisa_trie.Trie]
@@ -140,8 +141,10 @@ def build_parts(
     norm_trie, norm_arrays = norm_index(pairs)
     arrays.update(norm_arrays)
     del pairs
-    ngrams = NgramIndex.build(trie_texts(norm_trie), idf=idf)
+    texts = trie_texts(norm_trie)
+    ngrams = NgramIndex.build(texts, idf=idf)
     arrays.update({f"ng_{k}": v for k, v in ngrams.arrays().items()})
+    arrays.update({f"wd_{k}": v for k, v in WordIndex.build(texts).arrays().items()})
     tries = {"ids": id_trie, "aliases": alias_trie, "norms": norm_trie, "alt_ids": alt_trie}
     return arrays, tries, {"types": types}, ngrams.idf
 

@@ -1,0 +1,217 @@
+"""Word-level retrieval for the n-gram stage: which normalised names share
+a word, or a word one edit away, with the query.
+
+Why: the 3-gram retrieval (`ngram_search.py`) reads each query's rarest
+3-grams' posting lists, but 3-grams are shared by many words, so at a
+million names even the rarest lists are long and the retrieval product
+dominates the cascade's time. A name one typo away from the query shares
+all its words but one with it, and that one is one edit from the query's
+word; a word's posting list is short for all but the commonest words. So
+candidates come from the query's rarest words instead, exact or fuzzy, and
+are then scored exactly by 3-gram cosine, as before.
+
+Arrays (saved with each segment, prefix ``wd_``):
+
+- ``hash`` / ``indptr`` / ``rows``: the distinct words' hashes (sorted,
+  uint64, see `word_hash.py`) and, in CSR, the names containing each;
+- ``del_hash`` / ``del_word``: the words' variants, sorted by hash, and the
+  word of each: every one-character deletion of the words of at least
+  `MIN_FUZZY` characters, and each word with 1 to `MAX_CUT` characters cut
+  from its end (at least `KEEP` of it kept).
+
+A query word q matches a word w exactly, or fuzzily when one edit
+(insertion, deletion, substitution or transposition of neighbours) turns
+one into the other, or when they differ only in their endings: q is a
+variant of w, a variant of q is w, or they share a variant (for edits, the
+deletion neighbourhood of SymSpell). Endings matter on real names:
+"hypertensive", "hemorrhagic" and "parkinsonian" must find "hypertension",
+"hemorrhage" and "Parkinson disease" (the 3-grams found them; words alone
+missed 5% of BC5CDR's Disease mentions before endings were added).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .csr import csr_positions
+from .word_hash import Packed, deletion_hashes, string_hashes, truncation_hashes, words_of
+
+MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
+# Endings: up to MAX_CUT characters cut, KEEP of the word kept ("asthmatic"
+# finds "asthma", "hemorrhagic" "hemorrhage"; "mdd" finds "md").
+MAX_CUT, KEEP = 3, 0.6
+FUZZY_WEIGHT = 0.7  # a fuzzy word counts this much of an exact one in the shortlist
+# (query, rows) -> float32 factor of each row's length against its query's.
+LengthFactor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class WordIndex:
+    """Words of one set of normalised strings (rows).
+
+    hash (np.ndarray): uint64 sorted hashes of the distinct words.
+    indptr (np.ndarray): int64 CSR offsets of each word's rows.
+    rows (np.ndarray): int32 rows containing each word.
+    del_hash (np.ndarray): uint64 sorted hashes of the words' deletions.
+    del_word (np.ndarray): int32 word of each deletion.
+    n_rows (int): Number of rows indexed.
+    """
+
+    hash: np.ndarray
+    indptr: np.ndarray
+    rows: np.ndarray
+    del_hash: np.ndarray
+    del_word: np.ndarray
+    n_rows: int
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> "WordIndex":
+        """Index normalised strings; row i is texts[i].
+
+        texts (Sequence[str]): Normalised strings (words separated by spaces).
+        RETURNS (WordIndex): The index.
+        """
+        words, row_of = words_of(texts)
+        uniq, first, inverse = _unique(string_hashes(words))
+        # One entry per (word, row), rows ascending within a word.
+        pairs = np.sort(inverse * max(1, len(texts)) + row_of)
+        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if len(pairs) else pairs
+        word_of, rows = np.divmod(pairs, max(1, len(texts)))
+        indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(word_of, minlength=len(uniq)), out=indptr[1:])
+        owner, dels = _variants(words.take(first))
+        order = np.argsort(dels, kind="stable")
+        return cls(uniq, indptr, rows.astype(np.int32), dels[order], owner[order].astype(np.int32), len(texts))
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """The arrays to save.
+
+        RETURNS (Dict[str, np.ndarray]): Named arrays (without the prefix).
+        """
+        return {
+            "hash": self.hash, "indptr": self.indptr, "rows": self.rows, "del_hash": self.del_hash,
+            "del_word": self.del_word, "n_rows": np.asarray([self.n_rows], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> Optional["WordIndex"]:
+        """Rebuild from `arrays()` (which may be memory-mapped).
+
+        arrays (Dict[str, np.ndarray]): As written by `arrays`.
+        RETURNS (Optional[WordIndex]): The index; None when the arrays are
+            absent (a KB saved before word retrieval).
+        """
+        if "hash" not in arrays:
+            return None
+        return cls(
+            arrays["hash"], arrays["indptr"], arrays["rows"], arrays["del_hash"], arrays["del_word"],
+            int(arrays["n_rows"][0]),
+        )
+
+    def matches(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The index words each query's words match.
+
+        texts (Sequence[str]): Normalised query strings.
+        RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): int64 query,
+            int64 word and bool exact of each (query, word) match (the best
+            match kind where a word matches both ways).
+        """
+        words, query_of = words_of(texts)
+        found_q, found_w, found_exact = [], [], []
+        hashes = string_hashes(words)
+        word, ok = self._lookup(hashes)
+        found_q.append(query_of[ok]), found_w.append(word[ok]), found_exact.append(np.ones(int(ok.sum()), bool))
+        owner, dels = _variants(words)
+        # A variant of the query word is an index word (the query has an extra character, or a longer ending).
+        word, ok = self._lookup(dels)
+        found_q.append(query_of[owner[ok]]), found_w.append(word[ok]), found_exact.append(np.zeros(int(ok.sum()), bool))
+        # The query word, or a variant of it, is a variant of an index word.
+        probe_q = np.concatenate([query_of, query_of[owner]])
+        probe_h = np.concatenate([hashes, dels])
+        lo = np.searchsorted(self.del_hash, probe_h, side="left")
+        hi = np.searchsorted(self.del_hash, probe_h, side="right")
+        which, pos = csr_positions(np.stack([lo, hi], axis=1).ravel(), np.arange(len(lo), dtype=np.int64) * 2)
+        found_q.append(probe_q[which]), found_w.append(self.del_word[pos].astype(np.int64))
+        found_exact.append(np.zeros(len(pos), bool))
+        q, w, exact = (np.concatenate(x) for x in (found_q, found_w, found_exact))
+        # Keep one match per (query, word), exact before fuzzy.
+        order = np.lexsort((~exact, w, q))
+        q, w, exact = q[order], w[order], exact[order]
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (q[1:] != q[:-1]) | (w[1:] != w[:-1])
+        return q[first], w[first], exact[first]
+
+    def _lookup(self, hashes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Index word of each hash, and whether it is one."""
+        if len(self.hash) == 0:
+            return np.zeros(len(hashes), dtype=np.int64), np.zeros(len(hashes), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.hash, hashes), len(self.hash) - 1)
+        return pos.astype(np.int64), self.hash[pos] == hashes
+
+    def shortlist(
+        self, texts: Sequence[str], length_factor: LengthFactor, *, budget: int, rescore: int
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The rows to rescore for each query: those containing its rarest
+        matched words (rarest first, posting entries within `budget`, at
+        least the rarest), the `rescore` best by the idf of the query words
+        they contain (fuzzy ones discounted) times `length_factor`.
+
+        texts (Sequence[str]): Normalised query strings.
+        length_factor (LengthFactor): (query, rows) -> float32 factor of each
+            row's length against the query's.
+        budget (int): Posting entries read per query.
+        rescore (int): Rows kept per query.
+        RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row of each
+            shortlisted candidate, by query.
+        """
+        q, w, exact = self.matches(texts)
+        if len(q) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        df = self.indptr[w + 1] - self.indptr[w]
+        order = np.lexsort((df, q))  # rarest first within each query
+        q, w, exact, df = q[order], w[order], exact[order], df[order]
+        starts = np.searchsorted(q, q)
+        cum = np.cumsum(df)
+        within = cum - (cum - df)[starts]
+        take = (within <= budget) | (np.arange(len(q)) == starts)
+        q, w, exact, df = q[take], w[take], exact[take], df[take]
+        weight = np.log((1.0 + self.n_rows) / (1.0 + df)) + 1.0
+        weight = np.where(exact, weight, FUZZY_WEIGHT * weight)
+        which, pos = csr_positions(self.indptr, w)
+        pair, _, inverse = _unique(q[which] * self.n_rows + self.rows[pos])
+        score = np.bincount(inverse, weights=weight[which]).astype(np.float32)
+        pq, prow = np.divmod(pair, self.n_rows)
+        score *= length_factor(pq, prow)
+        order = np.lexsort((-score, pq))
+        pq, prow = pq[order], prow[order]
+        rank = np.arange(len(pq)) - np.searchsorted(pq, pq)
+        keep = rank < rescore
+        return pq[keep], prow[keep]
+
+
+
+def _unique(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(values, return_index=True, return_inverse=True)` by one
+    sort (numpy's hash-based path for large integer arrays was several
+    times slower here).
+
+    values (np.ndarray): Values.
+    RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): The sorted distinct
+        values, the first position of each, and the int64 index of each
+        value's distinct value.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.ones(len(ordered), dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], order[new], inverse
+
+
+def _variants(words: Packed) -> Tuple[np.ndarray, np.ndarray]:
+    """One-character deletions (words of MIN_FUZZY characters or more) and
+    truncated endings of words: int64 word and uint64 hash of each."""
+    del_owner, dels = deletion_hashes(words, min_len=MIN_FUZZY)
+    cut_owner, cuts = truncation_hashes(words, max_cut=MAX_CUT, keep=KEEP)
+    return np.concatenate([del_owner, cut_owner]), np.concatenate([dels, cuts])
