@@ -2,8 +2,8 @@
 
 spaCy finds every factory, architecture and function through the setup.cfg
 entry points, so importing the package itself loads nothing heavy: commands
-that need no model (`build-kb`, `convert`) start without torch or
-spacy-transformers. `TransformerNER` and `make_transformer_ner` are imported
+that need no model start without spacy-transformers (`convert`), or without
+spaCy and torch at all (`build-kb`, `--help`). `TransformerNER` and `make_transformer_ner` are imported
 on first use.
 """
 import importlib

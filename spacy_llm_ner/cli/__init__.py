@@ -9,7 +9,11 @@ def main() -> None:
     """spacy-llm-ner: convert data, inspect pipelines, build knowledge bases."""
 
 
-# Commands register themselves on `app` when their module is imported.
+# Commands register themselves on `app` when their module is imported. Every
+# command module is light to import (no spaCy, torch or numpy at its top):
+# each command imports what it needs when it runs, so that `--help`,
+# `build-kb` and `convert` do not wait for the others' libraries
+# (tests/test_startup.py checks which modules a command imports).
 from . import align, annotate, convert, distill, kb, lora, onnx, quantize, show, weak  # noqa: E402,F401
 
 __all__ = ["app"]

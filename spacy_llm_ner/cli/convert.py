@@ -1,24 +1,33 @@
 """`convert`: NER corpora (CoNLL IOB, PubTator, JSONL) to a ``.spacy`` DocBin.
 The readers live in `spacy_llm_ner.corpora` (re-exported here)."""
+from __future__ import annotations
+
+import importlib
 import warnings
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from wasabi import msg
 
-from ..corpora import (  # noqa: F401  (re-exported for existing imports)
-    FORMATS,
-    ConvertStats,
-    convert,
-    detect_format,
-    make_doc_with_boundaries,
-    read_conll,
-    read_docs,
-    read_jsonl,
-    read_pubtator,
-)
 from . import app
+
+if TYPE_CHECKING:  # spaCy is imported when the command runs (see cli/__init__.py)
+    from ..corpora import ConvertStats
+
+# Re-exported for existing imports, on first use (PEP 562): the corpora
+# import spaCy, which `--help` and the other commands must not wait for.
+_RE_EXPORTED = (
+    "FORMATS", "ConvertStats", "convert", "detect_format", "make_doc_with_boundaries", "read_conll", "read_docs",
+    "read_jsonl", "read_pubtator",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RE_EXPORTED:
+        return getattr(importlib.import_module("..corpora", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def print_stats(stats: ConvertStats) -> None:
@@ -83,6 +92,8 @@ def convert_cli(
     ),
 ) -> None:
     """Convert NER annotations (CoNLL IOB, PubTator, JSONL) to a .spacy DocBin."""
+    from ..corpora import convert
+
     try:
         # Reader warnings (a cut last line) shown with the summary.
         with warnings.catch_warnings(record=True) as caught:

@@ -3,13 +3,9 @@ teacher's tag distributions, for a student trained with `spacy train`."""
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-import spacy
-import srsly
 import typer
-from spacy.tokens import DocBin
 from wasabi import msg
 
-from ..training.distill import distill_corpus
 from . import app
 
 
@@ -20,6 +16,8 @@ def read_texts(path: Path) -> Iterator[str]:
     path (Path): The file.
     YIELDS (str): The texts.
     """
+    import srsly  # numpy with it: not at the CLI's start
+
     path = Path(path)
     if not path.exists():
         raise ValueError(f"[distill-corpus] {path}: no such file.")
@@ -57,6 +55,11 @@ def distill_corpus_cli(
     the student's distill_weight)."""
     if not docs and not text:
         msg.fail("Give --docs and/or --text to label.", exits=1)
+    import spacy
+    from spacy.tokens import DocBin
+
+    from ..training.distill import distill_corpus
+
     if gpu_id is not None and gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     nlp = spacy.load(teacher)

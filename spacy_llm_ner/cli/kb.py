@@ -4,14 +4,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List
 
-import spacy
 import typer
-from spacy.vocab import Vocab
 from wasabi import msg
 
-from ..kb.knowledge_base import LinkerKB
-from ..kb.loaders import KB_FORMATS, read_records, resolve_format
-from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions
+# Pure Python: no spaCy, no numpy (the store's modules load when it is built).
+from ..kb.readers import KB_FORMATS, read_records, resolve_format
 from . import app
 
 FORMATS = KB_FORMATS
@@ -47,6 +44,11 @@ def build_kb_cli(
     alias) = c'(alias, entity) / sum over entities, the counts plus
     --pseudo-count for the dictionary's names of each entity."""
     start = time.perf_counter()
+    # No spaCy here either (torch comes with it through thinc): only
+    # --aliases-from imports it, to read its DocBins.
+    from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions
+    from ..kb.writer import write_kb
+
     if not pseudo_count > 0:
         msg.fail(f"--pseudo-count must be > 0 (got {pseudo_count:g})", exits=1)
     csv_options = _csv_options(input_path, fmt, columns)
@@ -85,14 +87,13 @@ def build_kb_cli(
             n = sum(stats.unknown_ids.values())
             top = ", ".join(f"{k} ({v})" for k, v in sorted(stats.unknown_ids.items(), key=lambda kv: -kv[1])[:5])
             msg.warn(f"{n} mentions have ids not in the KB and were not added: {top}")
-    # A bare Vocab: spacy.blank() would import every installed spaCy factory
-    # (torch, transformers) through entry points, seconds for nothing here.
-    kb = LinkerKB.from_records(Vocab(), records)
-    kb.to_disk(output_path)
+    # The folder LinkerKB.to_disk would write, without importing spaCy (and
+    # through thinc, torch): seconds for nothing here.
+    store = write_kb(records, output_path)
     n_aliases = sum(len(record.all_names()) for record in records)
     n_described = sum(bool(record.description) for record in records)
     msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
-    msg.info(f"{len(kb)} entities, {n_aliases} names and aliases, {n_described} with a description")
+    msg.info(f"{len(store)} entities, {n_aliases} names and aliases, {n_described} with a description")
 
 
 def _csv_options(input_path: Path, fmt: str, columns: str) -> Dict[str, Any]:
@@ -124,6 +125,8 @@ def precompute_entities_cli(
     """Encode every KB entity of each transformer_entity_linker with its
     trained backbone and save the vectors with the pipeline: prediction then
     encodes no entity, from the first doc on."""
+    import spacy
+
     from ..pipeline.entity_linker import TransformerEntityLinker
 
     nlp = spacy.load(in_model)

@@ -1,14 +1,21 @@
 """`merge-lora`: fold a trained pipeline's LoRA adapters into its
 transformer's weights, for prediction at the speed of a plain backbone."""
+import importlib
 from pathlib import Path
+from typing import Any
 
-import spacy
 import typer
 from wasabi import msg
 
-# The library function lived here: re-exported for old imports.
-from ..ml.rewrite import merge_lora_pipeline
 from . import app
+
+
+def __getattr__(name: str) -> Any:
+    # The library function lived here: re-exported for old imports, on first
+    # use (PEP 562), so that the CLI starts without torch.
+    if name == "merge_lora_pipeline":
+        return importlib.import_module("..ml.rewrite", __package__).merge_lora_pipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @app.command("merge-lora")
@@ -22,6 +29,10 @@ def merge_lora_cli(
     backbone, and can still be quantized."""
     if out_model.resolve() == in_model.resolve():
         msg.fail("OUT_MODEL must differ from IN_MODEL (the adapted pipeline is kept)", exits=1)
+    import spacy
+
+    from ..ml.rewrite import merge_lora_pipeline
+
     nlp = spacy.load(in_model)
     try:
         names = merge_lora_pipeline(nlp)

@@ -1,12 +1,10 @@
 """`export-onnx`: run a trained pipeline's transformer on onnxruntime."""
 from pathlib import Path
 
-import spacy
 import typer
 from wasabi import msg
 
-from ..ml.onnx_export import onnx_pipeline
-from ..ml.onnx_graph import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS
+from ..ml.methods import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS
 from . import app
 from .quantize import print_sizes
 
@@ -26,6 +24,10 @@ def export_onnx_cli(
     merged. Prints the size on disk before and after."""
     if out_model.resolve() == in_model.resolve():
         msg.fail("OUT_MODEL must differ from IN_MODEL (the torch pipeline is kept)", exits=1)
+    import spacy
+
+    from ..ml.onnx_export import onnx_pipeline
+
     nlp = spacy.load(in_model)
     quantize = method if int8 else None
     try:

@@ -1,14 +1,23 @@
 """`quantize`: quantize a trained pipeline's transformer for CPU inference."""
+import importlib
 from pathlib import Path
+from typing import Any
 
-import spacy
 import typer
 from wasabi import msg
 
-from ..ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS
-# The library functions lived here: re-exported for old imports.
-from ..ml.rewrite import V3, quantize_pipeline, size_on_disk, transformer_components  # noqa: F401
+from ..ml.methods import DEFAULT_METHOD, QUANTIZE_METHODS
 from . import app
+
+# The library functions lived here: re-exported for old imports, on first use
+# (PEP 562), so that the CLI starts without torch.
+_MOVED = ("V3", "quantize_pipeline", "size_on_disk", "transformer_components")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(importlib.import_module("..ml.rewrite", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @app.command("quantize")
@@ -22,6 +31,10 @@ def quantize_cli(
     spacy.load. Prints the size on disk before and after."""
     if out_model.resolve() == in_model.resolve():
         msg.fail("OUT_MODEL must differ from IN_MODEL (the fp32 pipeline is kept)", exits=1)
+    import spacy
+
+    from ..ml.rewrite import quantize_pipeline
+
     nlp = spacy.load(in_model)
     try:
         names = quantize_pipeline(nlp, method=method)
@@ -40,6 +53,8 @@ def print_sizes(in_model: Path, out_model: Path, *, label: str) -> None:
     out_model (Path): The pipeline written.
     label (str): What OUT_MODEL is (e.g. the method).
     """
+    from ..ml.rewrite import size_on_disk
+
     before, after = size_on_disk(in_model), size_on_disk(out_model)
     msg.table(
         [("IN_MODEL", f"{before / 1e6:.1f}"), (f"OUT_MODEL ({label})", f"{after / 1e6:.1f}"),

@@ -1,18 +1,19 @@
 """`weak-label`: label raw text with a knowledge base's names (silver data)."""
+from __future__ import annotations
+
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import spacy
 import typer
-from spacy.tokens import DocBin
 from wasabi import msg
 
-from ..kb.knowledge_base import LinkerKB
-from ..kb.loaders import KB_FORMATS, read_records
-from ..training.weak import DEFAULT_STOPLIST, WeakLabeler, name_words
-from ..training.weak_io import read_raw_docs, read_stoplist, records_from_docs
+from ..kb.readers import KB_FORMATS
 from . import app
+
+if TYPE_CHECKING:  # spaCy is imported when the command runs (see cli/__init__.py)
+    from spacy.language import Language
+    from spacy.tokens import Doc
 
 
 @app.command("weak-label")
@@ -64,6 +65,14 @@ def weak_label_cli(
     entity id. Docs also get doc.spans["weak"] and user_data["silver"]; train
     on them next to gold with `spacy_llm_ner.silver_corpus.v1`."""
     start = time.perf_counter()
+    import spacy
+    from spacy.tokens import DocBin
+
+    from ..kb.knowledge_base import LinkerKB
+    from ..kb.readers import read_records
+    from ..training.weak import DEFAULT_STOPLIST, WeakLabeler, name_words
+    from ..training.weak_io import read_raw_docs, read_stoplist, records_from_docs
+
     nlp = spacy.blank(lang)
     words = [] if no_default_stoplist else list(DEFAULT_STOPLIST)
     try:
@@ -121,7 +130,9 @@ def weak_label_cli(
     msg.info(f"{n_hits} stop-list hits skipped" + (f": {top}" if top else ""))
 
 
-def _read_docs(path: Path, nlp: spacy.Language) -> List[spacy.tokens.Doc]:
+def _read_docs(path: Path, nlp: Language) -> List[Doc]:
+    from spacy.tokens import DocBin
+
     try:
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     except Exception as err:  # msgpack / zlib errors say nothing of the file

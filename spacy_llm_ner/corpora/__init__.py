@@ -20,7 +20,9 @@ with ``strict=True``).
 
 One module per format (`conll`, `pubtator`, `jsonl`); `offsets` builds Docs
 from character offsets for the last two, `formats` picks a reader and writes
-the DocBin.
+the DocBin. The readers take a pipeline (`nlp`) or only what they use of it, a
+`Tokenization` (vocab and tokenizer; `tokenization(lang)` builds spacy.blank's
+without the cost of a `Language`).
 """
 from .common import ConvertStats, Mention, PathLike
 from .conll import DOCSTART, read_conll
@@ -28,6 +30,7 @@ from .formats import FORMATS, convert, detect_format, read_docs
 from .jsonl import read_jsonl
 from .offsets import make_doc_with_boundaries
 from .pubtator import read_pubtator
+from .tokenization import Tokenization, Tokenizing, tokenization
 
 __all__ = [
     "DOCSTART",
@@ -35,6 +38,8 @@ __all__ = [
     "ConvertStats",
     "Mention",
     "PathLike",
+    "Tokenization",
+    "Tokenizing",
     "convert",
     "detect_format",
     "make_doc_with_boundaries",
@@ -42,4 +47,5 @@ __all__ = [
     "read_docs",
     "read_jsonl",
     "read_pubtator",
+    "tokenization",
 ]

@@ -3,14 +3,13 @@ spaCy's binary ``DocBin`` (``.spacy``)."""
 from pathlib import Path
 from typing import Iterator, Optional
 
-import spacy
-from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from .common import ConvertStats, PathLike
 from .conll import read_conll
 from .jsonl import read_jsonl
 from .pubtator import PUBTATOR_TEXT_RE, read_pubtator
+from .tokenization import Tokenizing, tokenization
 
 FORMATS = ("auto", "conll", "pubtator", "jsonl")
 
@@ -35,7 +34,7 @@ def detect_format(path: PathLike) -> str:
 def read_docs(
     input_path: PathLike,
     *,
-    nlp: Language,
+    nlp: Tokenizing,
     fmt: str = "auto",
     n_sents: int = 10,
     stats: Optional[ConvertStats] = None,
@@ -46,7 +45,7 @@ def read_docs(
     """Read Docs from a file in any supported format.
 
     input_path (PathLike): The file.
-    nlp (Language): Provides the tokenizer and vocab.
+    nlp (Union[Language, Tokenization]): Provides the tokenizer and vocab.
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     stats (Optional[ConvertStats]): Updated with what is skipped or repaired.
@@ -91,7 +90,7 @@ def convert(
     input_path (PathLike): CoNLL, PubTator or JSONL file.
     output_path (PathLike): The DocBin file to write (parents are created).
     fmt (str): "auto", "conll", "pubtator" or "jsonl".
-    lang (str): Language code of the blank pipeline used for tokenization.
+    lang (str): Language code of the tokenizer (that of `spacy.blank(lang)`).
     n_sents (int): CoNLL sentences per Doc when there is no -DOCSTART-.
     strict (bool): A missing final newline is an error, not a warning.
     keep_duplicates (bool): PubTator: keep a document whose PMID was seen
@@ -100,7 +99,9 @@ def convert(
         "skip-mention" for a bad mention line (see `read_pubtator`).
     RETURNS (ConvertStats): Counts of what was written, skipped and repaired.
     """
-    nlp = spacy.blank(lang)
+    # Not spacy.blank(): a Language imports every installed spaCy factory
+    # (torch, transformers) through entry points; the tokens are the same.
+    nlp = tokenization(lang)
     stats = ConvertStats()
     doc_bin = DocBin(attrs=["ORTH", "SPACY", "SENT_START", "ENT_IOB", "ENT_TYPE", "ENT_KB_ID"])
     for doc in read_docs(

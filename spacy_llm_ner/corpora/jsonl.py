@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
 from .common import ConvertStats, Mention, PathLike, clean_link_id, line_error, require_docs, unterminated_last_line
 from .offsets import check_range, doc_with_mentions
+from .tokenization import Tokenizing
 
 
 def _jsonl_mentions(
@@ -70,7 +70,7 @@ def _jsonl_mentions(
 def read_jsonl(
     path: PathLike,
     *,
-    nlp: Language,
+    nlp: Tokenizing,
     sentences: bool = True,
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
@@ -88,7 +88,7 @@ def read_jsonl(
     is kept and the others are counted.
 
     path (PathLike): The file.
-    nlp (Language): Provides the tokenizer and vocab.
+    nlp (Union[Language, Tokenization]): Provides the tokenizer and vocab.
     sentences (bool): Set sentence starts with a rule-based sentencizer.
     stats (Optional[ConvertStats]): Updated with skipped records, dropped
         overlapping spans, retokenized texts and link ids stripped of

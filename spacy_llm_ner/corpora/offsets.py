@@ -2,21 +2,21 @@
 cut at mention boundaries, overlapping mentions resolved and counted."""
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc, Span
 
 from .common import ConvertStats, Mention, PathLike, line_error
+from .tokenization import Tokenizing
 
 
-def make_doc_with_boundaries(nlp: Language, text: str, boundaries: Iterable[int]) -> Doc:
+def make_doc_with_boundaries(nlp: Tokenizing, text: str, boundaries: Iterable[int]) -> Doc:
     """Tokenize ``text`` with ``nlp.tokenizer`` so that a token boundary falls
     on every offset in ``boundaries``: a token that an offset falls inside is
     cut there and each part is tokenized again (e.g. "PAN)-induced" with a
     mention "PAN" becomes "PAN", ")", "-induced"). Other tokens are as the
     tokenizer makes them, and the Doc's text is ``text``.
 
-    nlp (Language): Provides the tokenizer and vocab.
+    nlp (Union[Language, Tokenization]): Provides the tokenizer and vocab.
     text (str): The text.
     boundaries (Iterable[int]): Character offsets that must be token boundaries.
     RETURNS (Doc): The Doc.
@@ -24,7 +24,7 @@ def make_doc_with_boundaries(nlp: Language, text: str, boundaries: Iterable[int]
     return _cut_tokens(nlp, text, boundaries)[0]
 
 
-def _cut_tokens(nlp: Language, text: str, boundaries: Iterable[int]) -> Tuple[Doc, int]:
+def _cut_tokens(nlp: Tokenizing, text: str, boundaries: Iterable[int]) -> Tuple[Doc, int]:
     # RETURNS: the Doc and the number of tokenizer tokens that were cut.
     doc = nlp.tokenizer(text)
     cuts = sorted({b for b in boundaries if 0 < b < len(text)})
@@ -85,7 +85,7 @@ def _select_non_overlapping(mentions: Sequence[Mention]) -> Tuple[List[Mention],
 
 
 def doc_with_mentions(
-    nlp: Language,
+    nlp: Tokenizing,
     text: str,
     mentions: Sequence[Mention],
     path: PathLike,
@@ -97,7 +97,7 @@ def doc_with_mentions(
     resolved (and counted), and tokens are cut at mention boundaries that
     fall inside them (counted).
 
-    nlp (Language): Provides the tokenizer and vocab.
+    nlp (Union[Language, Tokenization]): Provides the tokenizer and vocab.
     text (str): The document text.
     mentions (Sequence[Mention]): Its mentions, checked against the text.
     path (PathLike): The file, for errors.

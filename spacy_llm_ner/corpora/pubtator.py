@@ -4,12 +4,12 @@ import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from spacy.language import Language
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
 from .common import ConvertStats, Mention, PathLike, clean_link_id, line_error, require_docs, unterminated_last_line
 from .offsets import check_range, doc_with_mentions
+from .tokenization import Tokenizing
 
 # A title or abstract line: PMID|t|text or PMID|a|text.
 PUBTATOR_TEXT_RE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
@@ -121,7 +121,7 @@ def _document_mentions(
 def read_pubtator(
     path: PathLike,
     *,
-    nlp: Language,
+    nlp: Tokenizing,
     sentences: bool = True,
     stats: Optional[ConvertStats] = None,
     strict: bool = False,
@@ -150,7 +150,7 @@ def read_pubtator(
     document, no title) are always errors.
 
     path (PathLike): The file.
-    nlp (Language): Provides the tokenizer and vocab.
+    nlp (Union[Language, Tokenization]): Provides the tokenizer and vocab.
     sentences (bool): Set sentence starts with a rule-based sentencizer
         (never inside an entity).
     stats (Optional[ConvertStats]): Updated with skipped lines and dropped

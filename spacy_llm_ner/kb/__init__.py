@@ -2,46 +2,56 @@
 scalable `LinkerKB` (a spaCy `KnowledgeBase`), and the candidate cascade
 (exact -> normalised -> char 3-gram TF-IDF -> document abbreviations).
 
-Importing this package registers the KB loaders in `registry.misc`.
+Every name below is imported on first use (PEP 562): the records, readers
+and `write_kb` need no spaCy, and `build-kb` starts without it (spaCy
+imports torch through thinc). spaCy finds the KB loaders of `registry.misc`
+through the setup.cfg entry points; importing `spacy_llm_ner.kb.loaders`
+registers them too.
 """
-from .abbreviations import Abbreviation, find_abbreviation_definitions, find_abbreviations
-from .candidates import STAGES, CascadeConfig, ScoredCandidate, expand_abbreviation
-from .knowledge_base import LinkerKB
-from .loaders import (
-    make_csv_kb_loader,
-    make_ctd_kb_loader,
-    make_disk_kb_loader,
-    make_empty_linker_kb,
-    make_jsonl_kb_loader,
-    read_csv,
-    read_ctd,
-    read_jsonl,
-)
-from .mentions import MentionAliasStats, add_mention_aliases, read_linked_mentions
-from .normalize import normalize
-from .records import EntityRecord, KBFormatError
+import importlib
+from typing import Any, Dict, List
 
-__all__ = [
-    "Abbreviation",
-    "CascadeConfig",
-    "EntityRecord",
-    "KBFormatError",
-    "LinkerKB",
-    "MentionAliasStats",
-    "STAGES",
-    "add_mention_aliases",
-    "ScoredCandidate",
-    "expand_abbreviation",
-    "find_abbreviation_definitions",
-    "find_abbreviations",
-    "make_csv_kb_loader",
-    "make_ctd_kb_loader",
-    "make_disk_kb_loader",
-    "make_empty_linker_kb",
-    "make_jsonl_kb_loader",
-    "normalize",
-    "read_csv",
-    "read_ctd",
-    "read_jsonl",
-    "read_linked_mentions",
-]
+# Eager, and cheap (the standard library only): a lazy `normalize` would be
+# shadowed by the submodule of that name once anything imports it.
+from .normalize import normalize
+
+# Public name -> the module (in this package) that defines it.
+_LAZY: Dict[str, str] = {
+    "Abbreviation": "abbreviations",
+    "find_abbreviation_definitions": "abbreviations",
+    "find_abbreviations": "abbreviations",
+    "STAGES": "candidates",
+    "CascadeConfig": "candidates",
+    "ScoredCandidate": "candidates",
+    "expand_abbreviation": "candidates",
+    "LinkerKB": "knowledge_base",
+    "make_csv_kb_loader": "loaders",
+    "make_ctd_kb_loader": "loaders",
+    "make_disk_kb_loader": "loaders",
+    "make_empty_linker_kb": "loaders",
+    "make_jsonl_kb_loader": "loaders",
+    "KB_FORMATS": "readers",
+    "read_csv": "readers",
+    "read_ctd": "readers",
+    "read_jsonl": "readers",
+    "read_records": "readers",
+    "resolve_format": "readers",
+    "MentionAliasStats": "mentions",
+    "add_mention_aliases": "mentions",
+    "read_linked_mentions": "mentions",
+    "EntityRecord": "records",
+    "KBFormatError": "records",
+    "write_kb": "writer",
+}
+
+__all__ = sorted([*_LAZY, "normalize"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -26,13 +26,14 @@ match inside other words (北大 in 北大西洋, the North Atlantic).
 """
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy
-from spacy.attrs import IDX, ORTH
-from spacy.tokens import Doc
 
 from .normalize import UNSPACED_SCRIPT
+
+if TYPE_CHECKING:  # spaCy only where a Doc is given: the KB builds without it
+    from spacy.tokens import Doc
 
 _SEPARATORS = " \t\n\r\f-"
 _FULL_WIDTH = str.maketrans({"\uff08": "(", "\uff09": ")"})
@@ -199,7 +200,7 @@ def find_abbreviations(text: str) -> Dict[str, str]:
     return out
 
 
-def short_form_uses(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
+def short_form_uses(doc: "Doc") -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
     """The first definition of each short form defined in a doc, with every
     use of that short form (its own place in the definition included).
 
@@ -223,7 +224,7 @@ def short_form_uses(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]
     return found
 
 
-def short_form_definitions(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
+def short_form_definitions(doc: "Doc") -> List[Tuple[Abbreviation, List[Tuple[int, int]]]]:
     """Every definition in a doc, each with the uses of its short form that
     belong to it: a use belongs to the nearest definition of the same short
     form that starts at or before it (its own place in a definition belongs
@@ -254,6 +255,8 @@ def short_form_definitions(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int,
         # character offsets (char_span(alignment_mode="expand") would make a
         # Token object per token of the doc).
         if token_starts is None:
+            from spacy.attrs import IDX
+
             token_starts = doc.to_array(IDX).tolist()
         bounds = sorted((bisect_right(token_starts, definitions[i].start) - 1, i) for i in indices)
         for use in uses[short]:
@@ -262,9 +265,11 @@ def short_form_definitions(doc: Doc) -> List[Tuple[Abbreviation, List[Tuple[int,
     return list(zip(definitions, mine))
 
 
-def _uses_by_short_form(doc: Doc, definitions: Sequence[Abbreviation]) -> Dict[str, List[Tuple[int, int]]]:
+def _uses_by_short_form(doc: "Doc", definitions: Sequence[Abbreviation]) -> Dict[str, List[Tuple[int, int]]]:
     """Every use of each short form: its tokens where first defined, on the
     doc's ORTH ids."""
+    from spacy.attrs import ORTH
+
     orths = doc.to_array(ORTH)
     found: Dict[str, List[Tuple[int, int]]] = {}
     for abbr in definitions:

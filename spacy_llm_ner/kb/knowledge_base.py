@@ -24,7 +24,6 @@ Storage is a list of immutable segments (see `segment.py`): `add_entities`
 indexes only the new records; small segments are merged automatically and
 `compact()` rebuilds a single one. Saving and loading: `persistence.py`.
 """
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -38,6 +37,7 @@ from .candidates import STAGES, AbbreviationMaps, CascadeConfig, DocAbbreviation
 from .persistence import (
     FORMAT_VERSION,
     check_folder,
+    kb_settings,
     load_folder,
     loading,
     read_settings,
@@ -327,13 +327,10 @@ class LinkerKB(KnowledgeBase):
     # -- serialisation -------------------------------------------------------
 
     def _cfg(self) -> Dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "entity_vector_length": self.entity_vector_length,
-            "cascade": asdict(self.config),
-            "use_doc_abbreviations": self.use_doc_abbreviations,
-            "n_segments": len(self._segments),
-        }
+        return kb_settings(
+            config=self.config, entity_vector_length=self.entity_vector_length,
+            use_doc_abbreviations=self.use_doc_abbreviations, n_segments=len(self._segments),
+        )
 
     def _set_cfg(self, cfg: Dict[str, Any]) -> None:
         self._vector_length = int(cfg["entity_vector_length"])

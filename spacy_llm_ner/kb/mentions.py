@@ -11,9 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
-from spacy.tokens import DocBin
-from spacy.vocab import Vocab
-
 from .records import EntityRecord
 
 SKIPPED_IDS = ("", "NIL", "-1")
@@ -53,6 +50,10 @@ def read_linked_mentions(
     skip_ids (Sequence[str]): kb_ids meaning "not linked".
     RETURNS (Iterator[Tuple[str, str]]): The mentions.
     """
+    # spaCy only here: adding aliases (`add_mention_aliases`) needs none.
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
     vocab = Vocab()
     for path in paths:
         for doc in DocBin().from_disk(path).get_docs(vocab):
@@ -78,6 +79,9 @@ def linked_labels(paths: Sequence[Path], *, skip_ids: Sequence[str] = SKIPPED_ID
     skip_ids (Sequence[str]): kb_ids meaning "not linked".
     RETURNS (Counter): Label to count.
     """
+    from spacy.tokens import DocBin
+    from spacy.vocab import Vocab
+
     counts: Counter = Counter()
     vocab = Vocab()
     for path in paths:

@@ -5,14 +5,17 @@ A folder holds ``meta.json`` (the KB's settings and format version), the
 n-gram idf and the entity vectors as .npy files, and ``segments/<i>/`` with
 each segment's arrays (.npy) and tries (.marisa), all memory-mappable. The
 bytes message (`to_bytes`, pickling) holds the same parts in msgpack.
+
+No spaCy here: `build-kb` writes a folder without importing it (writer.py).
 """
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple, Union
 
 import srsly
-from spacy.util import ensure_path
 
+from .candidates import CascadeConfig
 from .ngrams import Idf
 from .records import KBFormatError
 from .segment import Segment
@@ -24,6 +27,27 @@ from .store import EntityStore
 # the posting lists on the first n-gram search.
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
+
+
+def kb_settings(
+    *, config: CascadeConfig, entity_vector_length: int, use_doc_abbreviations: bool, n_segments: int
+) -> Dict[str, Any]:
+    """The settings a saved KB keeps (meta.json, and the bytes message): the
+    one definition for `LinkerKB` and `write_kb`.
+
+    config (CascadeConfig): The cascade's settings.
+    entity_vector_length (int): Length of the entity vectors.
+    use_doc_abbreviations (bool): See `LinkerKB`.
+    n_segments (int): How many segments the store has.
+    RETURNS (Dict[str, Any]): The settings, with the format version.
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "entity_vector_length": entity_vector_length,
+        "cascade": asdict(config),
+        "use_doc_abbreviations": use_doc_abbreviations,
+        "n_segments": n_segments,
+    }
 
 
 def check_format(cfg: Dict[str, Any]) -> None:
@@ -120,7 +144,7 @@ def check_folder(path: Union[str, Path]) -> Path:
     RETURNS (Path): It, as a Path.
     RAISES (KBFormatError): If it is not a folder with meta.json.
     """
-    path = ensure_path(path)
+    path = Path(path)
     if not path.is_dir() or not (path / "meta.json").is_file():
         # A KB file given where a saved folder belongs: name the loader for both.
         hint = "; spacy_llm_ner.load_kb.v1 reads KB files (JSONL, CSV, TSV, CTD) too" if path.is_file() else ""

@@ -15,6 +15,9 @@ from typing import Any, Dict, Optional
 
 import torch
 
+# The names live apart from torch (the CLI lists them): re-exported here.
+from .methods import DEFAULT_ONNX_QUANTIZE, ONNX_QUANTIZE_METHODS  # noqa: F401
+
 EXTRA_HINT = "pip install 'spacy-llm-ner[onnx]'"
 # Custom metadata key of an exported graph: how its weights were quantized.
 QUANTIZE_KEY = "spacy_llm_ner.quantize"
@@ -30,10 +33,6 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
-
-ONNX_QUANTIZE_METHODS = ("dynamic_int8", "dynamic_int8_per_channel")
-# As for torch (ml/quantize.py): one scale per output row of each weight.
-DEFAULT_ONNX_QUANTIZE = "dynamic_int8_per_channel"
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
