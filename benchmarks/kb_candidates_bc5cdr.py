@@ -176,6 +176,34 @@ def evaluate(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], stage
     return {"recall@1": round(at1 / n, 4), "recall@10": round(at10 / n, 4), "mentions_per_s": round(n / seconds, 1)}
 
 
+# The n-gram stage's retrieval, full cascade: (label, ngram_retrieval, 3-gram budget, rescore); the
+# default (words + 3-grams) is the "full cascade" row above.
+RETRIEVALS = [
+    ("full cascade, n-gram candidates through words alone", "words", None, None),
+    ("full cascade, through 3-grams alone (budget 100,000 / rescore 1,000, the defaults before)", "grams", 100000, 1000),
+]
+
+
+def retrieval_rows(kb: LinkerKB, texts: Dict[str, str], mentions: List[Mention], dictionary: str) -> List[Dict]:
+    """The full cascade with the n-gram stage's other retrievals.
+
+    kb (LinkerKB): The KB (its config is restored afterwards).
+    texts (Dict[str, str]): Document texts. mentions (List[Mention]): Gold mentions.
+    dictionary (str): The dictionary's label.
+    RETURNS (List[Dict]): One row per retrieval.
+    """
+    saved = (kb.config.ngram_retrieval, kb.config.ngram_budget, kb.config.rescore)
+    rows = []
+    for name, retrieval, budget, rescore in RETRIEVALS:
+        kb.config.ngram_retrieval = retrieval
+        kb.config.ngram_budget, kb.config.rescore = budget or saved[1], rescore or saved[2]
+        scores = evaluate(kb, texts, mentions, SETTINGS[-1][1])
+        rows.append({"setting": name, "dictionary": dictionary, "stages": list(SETTINGS[-1][1]), **scores})
+        print(json.dumps(rows[-1]), flush=True)
+    kb.config.ngram_retrieval, kb.config.ngram_budget, kb.config.rescore = saved
+    return rows
+
+
 NOISE = 0.05
 app = typer_app(data_callback=False)
 
@@ -225,6 +253,8 @@ def main(
             scores = evaluate(kb, texts, mentions, stages)
             rows.append({"setting": name, "dictionary": dictionary, "stages": list(stages), **scores, "kb_build_s": round(build_s, 2)})
             print(json.dumps(rows[-1]), flush=True)
+        if dictionary in ("CTD", "CTD + train mentions"):
+            rows.extend(retrieval_rows(kb, texts, mentions, dictionary))
     report = {
         "split": split_name,
         "n_mentions": len(mentions),

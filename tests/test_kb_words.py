@@ -66,8 +66,8 @@ def test_a_query_one_edit_away_shortlists_the_name(query, expected):
 
 def test_short_words_match_exactly_only():
     index = WordIndex.build(["abc1 kinase", "abd1 kinase", "xyz"])
-    q, w, exact = index.matches(["abc1"])
-    assert len("abc1") < MIN_FUZZY and exact.all() and len(w) == 1
+    m = index.matches(["abc1"])
+    assert len("abc1") < MIN_FUZZY and m.exact.all() and len(m.word) == 1
 
 
 def test_the_rarest_words_retrieve_within_the_budget():

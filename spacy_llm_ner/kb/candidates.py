@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Set, 
 import numpy as np
 
 from .abbreviations import find_abbreviations
+from .cascade_config import RETRIEVALS, STAGES, CascadeConfig  # noqa: F401  (re-exported)
 from .lookup import Hits, gather
 from .offers import Offers, best_per_row
 from .normalize_batch import normalize_batch
@@ -38,8 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ngrams import Idf
     from .segment import Segment
 
-STAGES: Tuple[str, ...] = ("exact", "normalized", "ngram", "abbreviation")
-RETRIEVALS = ("words+grams", "words", "grams")
 _PRIORITY = {"abbreviation": 0, "exact": 1, "normalized": 2, "ngram": 3}
 _SOURCES = tuple(sorted(_PRIORITY, key=_PRIORITY.__getitem__))
 AbbreviationMaps = Union[None, Mapping[str, str], Sequence[Optional[Mapping[str, str]]]]
@@ -67,53 +66,6 @@ class ScoredCandidate:
     score: float
     source: str
     query: str
-
-
-@dataclass
-class CascadeConfig:
-    """Settings of the cascade (stored with the KB).
-
-    top_k (int): Candidates returned per mention.
-    stages (Tuple[str, ...]): Stages to run, a subset of STAGES.
-    ngram_rows (int): Normalised names fetched per query by the n-gram stage
-        (several names can belong to one entity); 0: 3 * top_k.
-    min_ngram_score (float): Drop n-gram matches below this cosine.
-    ngram_budget (int): Posting entries a query may read to retrieve
-        n-gram candidates through its rarest 3-grams (see ngrams.py);
-        0: exact search over all 3-grams.
-    ngram_min_grams (int): Rarest 3-grams always used for retrieval.
-    rescore (int): Candidates rescored exactly per query.
-    ngram_retrieval (str): Where the n-gram stage gets the candidates it
-        rescores: "words" (names sharing the query's rarest words, exact or
-        one edit or ending away; see words.py), "grams" (its rarest 3-grams,
-        within `ngram_budget`), or "words+grams" (both). A KB saved without
-        a word index uses "grams".
-    word_budget (int): Posting entries a query may read through its words.
-    word_rescore (int): Candidates retrieved through words rescored exactly
-        per query (their shortlist ranks better than the 3-grams' partial
-        scores, so fewer are needed than `rescore`).
-    """
-
-    top_k: int = 10
-    stages: Tuple[str, ...] = STAGES
-    ngram_rows: int = 0
-    min_ngram_score: float = 0.0
-    ngram_budget: int = 100000
-    ngram_min_grams: int = 3
-    rescore: int = 1000
-    ngram_retrieval: str = "words+grams"
-    word_budget: int = 2000
-    word_rescore: int = 100
-
-    def __post_init__(self) -> None:
-        self.stages = tuple(self.stages)
-        unknown = set(self.stages) - set(STAGES)
-        if unknown:
-            raise ValueError(f"unknown candidate stages {sorted(unknown)}; choose from {STAGES}")
-        if self.ngram_retrieval not in RETRIEVALS:
-            raise ValueError(f"ngram_retrieval must be one of {RETRIEVALS} (got {self.ngram_retrieval!r})")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1 (got {self.top_k})")
 
 
 def expand_abbreviation(mention: str, abbreviations: Optional[Mapping[str, str]]) -> Optional[str]:

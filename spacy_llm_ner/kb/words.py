@@ -108,38 +108,36 @@ class WordIndex:
             int(arrays["n_rows"][0]),
         )
 
-    def matches(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The index words each query's words match.
+    def matches(self, texts: Sequence[str]) -> "Matches":
+        """The index words each query word matches.
 
         texts (Sequence[str]): Normalised query strings.
-        RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): int64 query,
-            int64 word and bool exact of each (query, word) match (the best
-            match kind where a word matches both ways).
+        RETURNS (Matches): One item per (query word, index word), the exact
+            match where a word matches both ways, by query word.
         """
         words, query_of = words_of(texts)
-        found_q, found_w, found_exact = [], [], []
+        found_qw, found_w, found_exact = [], [], []
         hashes = string_hashes(words)
         word, ok = self._lookup(hashes)
-        found_q.append(query_of[ok]), found_w.append(word[ok]), found_exact.append(np.ones(int(ok.sum()), bool))
-        owner, dels = _variants(words)
+        found_qw.append(np.flatnonzero(ok)), found_w.append(word[ok]), found_exact.append(np.ones(int(ok.sum()), bool))
+        owner, variants = _variants(words)
         # A variant of the query word is an index word (the query has an extra character, or a longer ending).
-        word, ok = self._lookup(dels)
-        found_q.append(query_of[owner[ok]]), found_w.append(word[ok]), found_exact.append(np.zeros(int(ok.sum()), bool))
+        word, ok = self._lookup(variants)
+        found_qw.append(owner[ok]), found_w.append(word[ok]), found_exact.append(np.zeros(int(ok.sum()), bool))
         # The query word, or a variant of it, is a variant of an index word.
-        probe_q = np.concatenate([query_of, query_of[owner]])
-        probe_h = np.concatenate([hashes, dels])
+        probe_qw = np.concatenate([np.arange(len(words), dtype=np.int64), owner])
+        probe_h = np.concatenate([hashes, variants])
         lo = np.searchsorted(self.del_hash, probe_h, side="left")
         hi = np.searchsorted(self.del_hash, probe_h, side="right")
         which, pos = csr_positions(np.stack([lo, hi], axis=1).ravel(), np.arange(len(lo), dtype=np.int64) * 2)
-        found_q.append(probe_q[which]), found_w.append(self.del_word[pos].astype(np.int64))
+        found_qw.append(probe_qw[which]), found_w.append(self.del_word[pos].astype(np.int64))
         found_exact.append(np.zeros(len(pos), bool))
-        q, w, exact = (np.concatenate(x) for x in (found_q, found_w, found_exact))
-        # Keep one match per (query, word), exact before fuzzy.
-        order = np.lexsort((~exact, w, q))
-        q, w, exact = q[order], w[order], exact[order]
-        first = np.ones(len(q), dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (w[1:] != w[:-1])
-        return q[first], w[first], exact[first]
+        qw, w, exact = (np.concatenate(x) for x in (found_qw, found_w, found_exact))
+        order = np.lexsort((~exact, w, qw))
+        qw, w, exact = qw[order], w[order], exact[order]
+        first = np.ones(len(qw), dtype=bool)
+        first[1:] = (qw[1:] != qw[:-1]) | (w[1:] != w[:-1])
+        return Matches(query_of, qw[first], w[first], exact[first])
 
     def _lookup(self, hashes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Index word of each hash, and whether it is one."""
@@ -151,10 +149,16 @@ class WordIndex:
     def shortlist(
         self, texts: Sequence[str], length_factor: LengthFactor, *, budget: int, rescore: int
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """The rows to rescore for each query: those containing its rarest
-        matched words (rarest first, posting entries within `budget`, at
-        least the rarest), the `rescore` best by the idf of the query words
-        they contain (fuzzy ones discounted) times `length_factor`.
+        """The rows to rescore for each query.
+
+        Each query word is one retrieval term: the index words it matches,
+        exactly or fuzzily, whose posting entries add up to its cost. The
+        cheapest terms retrieve (cost within `budget`, at least the
+        cheapest); a row scores the idf of each term it contains (fuzzy
+        matches discounted), the terms left out included where they match
+        an index word exactly (checked by binary search in their posting
+        lists, which are never read whole), times `length_factor`; the
+        `rescore` best rows of each query are kept.
 
         texts (Sequence[str]): Normalised query strings.
         length_factor (LengthFactor): (query, rows) -> float32 factor of each
@@ -164,23 +168,24 @@ class WordIndex:
         RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row of each
             shortlisted candidate, by query.
         """
-        q, w, exact = self.matches(texts)
-        if len(q) == 0:
+        m = self.matches(texts)
+        if len(m.word) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        df = self.indptr[w + 1] - self.indptr[w]
-        order = np.lexsort((df, q))  # rarest first within each query
-        q, w, exact, df = q[order], w[order], exact[order], df[order]
-        starts = np.searchsorted(q, q)
-        cum = np.cumsum(df)
-        within = cum - (cum - df)[starts]
-        take = (within <= budget) | (np.arange(len(q)) == starts)
-        q, w, exact, df = q[take], w[take], exact[take], df[take]
-        weight = np.log((1.0 + self.n_rows) / (1.0 + df)) + 1.0
-        weight = np.where(exact, weight, FUZZY_WEIGHT * weight)
+        df = self.indptr[m.word + 1] - self.indptr[m.word]
+        cost = np.bincount(m.query_word, weights=df, minlength=len(m.query_of))
+        idf = (np.log((1.0 + self.n_rows) / (1.0 + np.minimum(cost, self.n_rows))) + 1.0).astype(np.float32)
+        chosen = _cheapest(m.query_of, cost, budget)
+        take = chosen[m.query_word]
+        qw, w = m.query_word[take], m.word[take]
+        weight = idf[qw] * np.where(m.exact[take], np.float32(1.0), np.float32(FUZZY_WEIGHT))
         which, pos = csr_positions(self.indptr, w)
-        pair, _, inverse = _unique(q[which] * self.n_rows + self.rows[pos])
-        score = np.bincount(inverse, weights=weight[which]).astype(np.float32)
+        # A row found through several variants of one query word counts it once, at its best.
+        key, weight = _best(qw[which] * self.n_rows + self.rows[pos], weight[which])
+        qw_of, row = np.divmod(key, self.n_rows)
+        pair, _, inverse = _unique(m.query_of[qw_of] * self.n_rows + row)
+        score = np.bincount(inverse, weights=weight).astype(np.float32)
         pq, prow = np.divmod(pair, self.n_rows)
+        score += self._left_out_terms(m, chosen, idf, pq, prow, n_queries=len(texts))
         score *= length_factor(pq, prow)
         order = np.lexsort((-score, pq))
         pq, prow = pq[order], prow[order]
@@ -188,6 +193,73 @@ class WordIndex:
         keep = rank < rescore
         return pq[keep], prow[keep]
 
+    def _left_out_terms(
+        self, m: "Matches", chosen: np.ndarray, idf: np.ndarray, pq: np.ndarray, prow: np.ndarray, *, n_queries: int
+    ) -> np.ndarray:
+        """Score of each candidate (query pq, row prow) from the query words
+        that did not retrieve but match an index word exactly and are in the row."""
+        extra = np.zeros(len(pq), dtype=np.float32)
+        starts = np.searchsorted(pq, np.arange(n_queries + 1))
+        for qw, w in zip(m.query_word[m.exact].tolist(), m.word[m.exact].tolist()):
+            if chosen[qw]:
+                continue
+            q = int(m.query_of[qw])
+            lo, hi = starts[q], starts[q + 1]
+            if lo == hi:
+                continue
+            posting = self.rows[self.indptr[w] : self.indptr[w + 1]]
+            at = np.minimum(np.searchsorted(posting, prow[lo:hi]), len(posting) - 1)
+            extra[lo:hi] += np.where(posting[at] == prow[lo:hi], idf[qw], np.float32(0.0))
+        return extra
+
+
+@dataclass
+class Matches:
+    """Query words and the index words they match.
+
+    query_of (np.ndarray): int64 query of each query word.
+    query_word (np.ndarray): int64 query word of each match.
+    word (np.ndarray): int64 index word of each match.
+    exact (np.ndarray): bool, an exact match.
+    """
+
+    query_of: np.ndarray
+    query_word: np.ndarray
+    word: np.ndarray
+    exact: np.ndarray
+
+
+def _cheapest(query_of: np.ndarray, cost: np.ndarray, budget: int) -> np.ndarray:
+    """Which query words retrieve: each query's cheapest, then the next
+    cheapest while the query's total cost stays within `budget`.
+
+    query_of (np.ndarray): Query of each query word (ascending).
+    cost (np.ndarray): Cost of each query word (0: matches nothing).
+    budget (int): Posting entries per query.
+    RETURNS (np.ndarray): bool per query word.
+    """
+    order = np.lexsort((cost, query_of))
+    q, c = query_of[order], cost[order]
+    starts = np.searchsorted(q, q)
+    cum = np.cumsum(c)
+    within = cum - (cum - c)[starts]
+    chosen = np.zeros(len(cost), dtype=bool)
+    chosen[order] = ((within <= budget) | (np.arange(len(q)) == starts)) & (c > 0)
+    return chosen
+
+
+def _best(keys: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The largest weight of each distinct key.
+
+    keys (np.ndarray): int64 keys.
+    weights (np.ndarray): float32 weights.
+    RETURNS (Tuple[np.ndarray, np.ndarray]): Sorted distinct keys, their weights.
+    """
+    order = np.lexsort((-weights, keys))
+    keys, weights = keys[order], weights[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return keys[first], weights[first]
 
 
 def _unique(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
