@@ -55,6 +55,7 @@ from kb_synthetic import synthetic_queries, synthetic_records  # noqa: E402
 # setting, to show what speed costs in hit rate.
 GRAMS_BUDGET, GRAMS_RESCORE = 100000, 1000
 FAST_BUDGET, FAST_RESCORE = 30000, 400
+SMALL_BUDGET, SMALL_RESCORE = 10000, 200  # with words: the 3-grams only for what words miss
 SCALES = {"100k": 100_000, "1m": 1_000_000, "3m": 3_000_000, "10m": 10_000_000}
 
 
@@ -172,8 +173,10 @@ def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int, ex
             "hit@10_changed": hit_rate(found[len(lookups) // 2 :], truth[len(lookups) // 2 :]),
         }
         default_budget, default_rescore = kb.config.ngram_budget, kb.config.rescore
+        result["ngram_retrieval"] = kb.config.ngram_retrieval
         runs = [
             ("full_cascade", kb.config.ngram_retrieval, default_budget, default_rescore),
+            ("full_cascade_union_small", "words+grams", SMALL_BUDGET, SMALL_RESCORE),
             ("full_cascade_words", "words", default_budget, default_rescore),
             ("full_cascade_grams", "grams", GRAMS_BUDGET, GRAMS_RESCORE),
             ("full_cascade_fast", "grams", FAST_BUDGET, FAST_RESCORE),
@@ -191,7 +194,6 @@ def step_query(system: str, folder: Path, queries_path: Path, n_cascade: int, ex
                 result[label][f"hit@1_{kind}"] = hit_rate([found[i][:1] for i in idx], [mixed[i][2] for i in idx])
         kb.config.ngram_budget, kb.config.rescore = default_budget, default_rescore
         result["ngram_budget"], result["rescore"] = default_budget, default_rescore
-        result["ngram_retrieval"] = kb.config.ngram_retrieval
         result["word_budget"], result["word_rescore"] = kb.config.word_budget, kb.config.word_rescore
     else:
         def lookup(batch: List[str]) -> List[List[str]]:
@@ -230,6 +232,7 @@ def _cascade_rows(q: Dict[str, Any]) -> List[tuple]:
     return [
         ("full_cascade", f"full cascade, default: {q.get('ngram_retrieval', 'grams')} (words {q.get('word_budget', 0):,} / "
                          f"{q.get('word_rescore', 0)}, 3-grams {q['ngram_budget']:,} / {q['rescore']})"),
+        ("full_cascade_union_small", f"full cascade, words + 3-grams at {SMALL_BUDGET:,} / {SMALL_RESCORE}"),
         ("full_cascade_words", "full cascade, words alone"),
         ("full_cascade_grams", f"full cascade, 3-grams alone ({GRAMS_BUDGET:,} / {GRAMS_RESCORE}, the defaults before)"),
         ("full_cascade_fast", f"full cascade, 3-grams alone ({FAST_BUDGET:,} / {FAST_RESCORE})"),

@@ -16,6 +16,7 @@ from spacy_llm_ner.kb.normalize_batch import normalize_batch
 from spacy_llm_ner.kb.persistence import FORMAT_VERSION
 
 FORMAT1 = Path(__file__).parent / "fixtures" / "kb_format1"
+FORMAT2 = Path(__file__).parent / "fixtures" / "kb_format2"  # the same records, saved before the word index
 WORDS = ["renal", "cardiac", "hepatic", "tumor", "fever", "syndrome", "disease", "acute", "chronic", "kidney",
          "insufficiency", "carcinoma", "dementia", "diabetes", "mellitus", "pressure", "blood", "lung"]
 
@@ -90,10 +91,11 @@ def test_normalize_batch_equals_normalize():
         assert normalize_batch(chunk) == [normalize(t) for t in chunk]
 
 
-def test_format1_kb_loads_and_finds_the_same():
-    expected = json.loads((FORMAT1 / "expected.json").read_text(encoding="utf8"))
-    assert json.loads((FORMAT1 / "meta.json").read_text(encoding="utf8"))["format"] == 1
-    kb = LinkerKB.load(FORMAT1, Vocab())
+@pytest.mark.parametrize("folder,version", [(FORMAT1, 1), (FORMAT2, 2)])
+def test_older_format_kb_loads_and_finds_the_same(folder, version):
+    expected = json.loads((folder / "expected.json").read_text(encoding="utf8"))
+    assert json.loads((folder / "meta.json").read_text(encoding="utf8"))["format"] == version
+    kb = LinkerKB.load(folder, Vocab())
     assert len(kb) == 190
     abbreviations = {"CKD": "chronic kidney insufficiency"}
     for name, stages in [("exact", ["exact"]), ("exact+normalized", ["exact", "normalized"]), ("all", None)]:
@@ -105,13 +107,14 @@ def test_format1_kb_loads_and_finds_the_same():
             np.testing.assert_allclose([c.score for c in got], [w[3] for w in want], atol=1e-5)
 
 
-def test_format1_kb_saves_as_current_format(tmp_path):
-    kb = LinkerKB.load(FORMAT1, Vocab())
+@pytest.mark.parametrize("folder", [FORMAT1, FORMAT2])
+def test_older_format_kb_saves_as_current_format(tmp_path, folder):
+    kb = LinkerKB.load(folder, Vocab())
     kb.to_disk(tmp_path / "kb")
     assert json.loads((tmp_path / "kb" / "meta.json").read_text(encoding="utf8"))["format"] == FORMAT_VERSION
     assert (tmp_path / "kb" / "segments" / "0" / "ng_fwd_indptr.npy").exists()
     again = LinkerKB.load(tmp_path / "kb", Vocab())
-    queries = json.loads((FORMAT1 / "expected.json").read_text(encoding="utf8"))["queries"]
+    queries = json.loads((folder / "expected.json").read_text(encoding="utf8"))["queries"]
     assert [_as_tuples(c) for c in again.candidates_batch(queries)] == [
         _as_tuples(c) for c in kb.candidates_batch(queries)
     ]
@@ -129,3 +132,16 @@ def test_forward_rows_equal_transposed_postings(kb):
         np.testing.assert_array_equal(indptr, by_row.indptr)
         np.testing.assert_array_equal(indices, by_row.indices)
         np.testing.assert_allclose(data, by_row.data)
+
+
+def test_rebuilt_with_words_the_kb_finds_what_it_found_before():
+    """The same records built today (word index, words + 3-grams): every
+    query's candidates of format 2 are still among its candidates (the union
+    only adds names, and the ranking among the same names is the cosine)."""
+    expected = json.loads((FORMAT2 / "expected.json").read_text(encoding="utf8"))
+    old = LinkerKB.load(FORMAT2, Vocab())
+    kb = LinkerKB.from_records(Vocab(), [old.entity(i) for i in old.entity_ids])
+    assert all(seg.words is not None for seg in kb._segments)
+    found = kb.candidates_batch(expected["queries"], top_k=30, abbreviations={"CKD": "chronic kidney insufficiency"})
+    for query, got, want in zip(expected["queries"], found, expected["all"]):
+        assert {w[0] for w in want} <= {c.entity_id for c in got}, query

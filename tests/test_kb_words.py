@@ -115,3 +115,11 @@ def test_an_unknown_retrieval_is_refused():
     kb = LinkerKB.from_records(Vocab(), records())
     with pytest.raises(ValueError, match="ngram_retrieval"):
         type(kb.config)(ngram_retrieval="bm25")
+
+
+def test_building_in_chunks_gives_the_same_index():
+    texts = ["lung carcinoma", "neuroleptic malignant syndrome", "carcinoma", "renal failure", "lung"] * 3
+    texts.append("hyperthermia malignant")
+    whole, chunked = WordIndex.build(texts), WordIndex.build(texts, chunk_size=4)
+    for name, array in whole.arrays().items():
+        assert np.array_equal(array, chunked.arrays()[name]), name

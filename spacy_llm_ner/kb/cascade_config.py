@@ -32,20 +32,20 @@ class CascadeConfig:
     The defaults (kept with each saved KB, so a KB saved before keeps its
     own) were chosen on BC5CDR Disease mentions against CTD and on a million
     synthetic entities (``benchmarks/results/kb_candidates_bc5cdr.md``,
-    ``kb_scale.md``): words + 3-grams at budget 10,000 / rescore 200 lose
-    0.2 points of n-gram recall@10 on BC5CDR to 3-grams alone at 100,000 /
-    1,000 and run several times faster; words alone are faster still at a
-    million names but miss sub-word matches ("neuroinflammation" ->
-    "Inflammation") that 3-grams find.
+    ``kb_scale.md``): the union of words and 3-grams at the 3-gram settings
+    of before finds at least what 3-grams alone found; a smaller 3-gram
+    budget, or words alone, is several times faster on a KB of millions of
+    names but misses sub-word matches ("neuroinflammation" ->
+    "Inflammation") that 3-grams find on real names.
     """
 
     top_k: int = 10
     stages: Tuple[str, ...] = STAGES
     ngram_rows: int = 0
     min_ngram_score: float = 0.0
-    ngram_budget: int = 10000
+    ngram_budget: int = 100000
     ngram_min_grams: int = 3
-    rescore: int = 200
+    rescore: int = 1000
     ngram_retrieval: str = "words+grams"
     word_budget: int = 2000
     word_rescore: int = 200

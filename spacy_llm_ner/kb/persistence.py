@@ -25,8 +25,12 @@ from .store import EntityStore
 # 2: each segment's n-gram index also stores its forward rows (ng_fwd_*).
 # Format 1 folders load as they are: their forward rows are transposed from
 # the posting lists on the first n-gram search.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# 3: each segment built since also stores its word index (wd_*, words.py),
+# and the cascade settings name the n-gram stage's retrieval; a segment
+# without one (read from format 1 or 2) retrieves through 3-grams. Older
+# code refuses format 3 by its number rather than failing on the new keys.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 
 
 def kb_settings(

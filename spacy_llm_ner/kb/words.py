@@ -65,23 +65,39 @@ class WordIndex:
     n_rows: int
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> "WordIndex":
+    def build(cls, texts: Sequence[str], *, chunk_size: int = 200_000) -> "WordIndex":
         """Index normalised strings; row i is texts[i].
 
         texts (Sequence[str]): Normalised strings (words separated by spaces).
+        chunk_size (int): Strings hashed at a time (the code-point arrays of
+            a million names at once would dominate peak memory).
         RETURNS (WordIndex): The index.
         """
-        words, row_of = words_of(texts)
-        uniq, first, inverse = _unique(string_hashes(words))
+        hashes, rows_of, variant_words, variants = [], [], [], []
+        for start in range(0, len(texts), chunk_size):
+            words, row_of = words_of(texts[start : start + chunk_size])
+            word_hash = string_hashes(words)
+            hashes.append(word_hash), rows_of.append(row_of + start)
+            _, first, _ = _unique(word_hash)
+            owner, variant = _variants(words.take(first))
+            variant_words.append(word_hash[first][owner]), variants.append(variant)
+        word_hash = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
+        uniq, _, inverse = _unique(word_hash)
+        del word_hash, hashes
         # One entry per (word, row), rows ascending within a word.
-        pairs = np.sort(inverse * max(1, len(texts)) + row_of)
-        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if len(pairs) else pairs
+        pairs = _distinct(inverse * max(1, len(texts)) + row_of)
         word_of, rows = np.divmod(pairs, max(1, len(texts)))
         indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
         np.cumsum(np.bincount(word_of, minlength=len(uniq)), out=indptr[1:])
-        owner, dels = _variants(words.take(first))
-        order = np.argsort(dels, kind="stable")
-        return cls(uniq, indptr, rows.astype(np.int32), dels[order], owner[order].astype(np.int32), len(texts))
+        # A word of several chunks has its variants once per chunk: one each.
+        owner = np.searchsorted(uniq, np.concatenate(variant_words)) if variants else np.zeros(0, np.int64)
+        variant = np.concatenate(variants) if variants else np.zeros(0, np.uint64)
+        order = np.lexsort((owner, variant))
+        owner, variant = owner[order], variant[order]
+        keep = np.ones(len(owner), dtype=bool)
+        keep[1:] = (owner[1:] != owner[:-1]) | (variant[1:] != variant[:-1])
+        return cls(uniq, indptr, rows.astype(np.int32), variant[keep], owner[keep].astype(np.int32), len(texts))
 
     def arrays(self) -> Dict[str, np.ndarray]:
         """The arrays to save.
@@ -260,6 +276,16 @@ def _best(keys: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray
     first = np.ones(len(keys), dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     return keys[first], weights[first]
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (by one sort).
+
+    values (np.ndarray): Values.
+    RETURNS (np.ndarray): Sorted, each once.
+    """
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
 def _unique(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
