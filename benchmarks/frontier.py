@@ -59,6 +59,15 @@ SYSTEMS: Dict[str, Path] = {
     "transformer_ner, CNN student (distilled, depth 2, 6k steps)": WORK / "cnn_distilled_depth2_6k" / "model-best",
     "transformer_ner, CNN student (distilled + swapped abstracts, 6k steps)": WORK / "cnn_distilled_swap" / "model-best",
     "transformer_ner, CNN (gold only)": WORK / "cnn_gold" / "model-best",
+    # Structured pruning of the teacher (benchmarks/prune_bc5cdr.py): layers
+    # kept / attention heads kept per layer, recovered with the teacher's
+    # distributions; "int8" is `quantize` on top.
+    **{
+        f"transformer_ner, MiniLM pruned {label}{suffix}": WORK / f"{name}{folder}"
+        for name, label in (("pruned_h8", "6L/8H"), ("pruned_l4", "4L/12H"), ("pruned_l4_h8", "4L/8H"),
+                            ("pruned_l3", "3L/12H"), ("pruned_l3_h8", "3L/8H"))
+        for suffix, folder in (("", ""), (" int8", "_int8"))
+    },
     "spaCy ner, CNN (stock)": WORK / "stock_cnn" / "model-best",
     "spaCy ner, CNN (stock), numpy BLAS": WORK / "stock_cnn" / "model-best",
     "spaCy ner, MiniLM (stock)": WORK / "spaCy_stock" / "model-best",

@@ -40,14 +40,13 @@ TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory) -> str:
-    """A randomly initialised 2-layer BERT with a small word-piece vocabulary,
-    saved as a Hugging Face folder (nothing is downloaded)."""
+def save_tiny_bert(folder: Path, *, layers: int = 2, heads: int = 2) -> str:
+    """Save a randomly initialised BERT (hidden size 32) with a small
+    word-piece vocabulary covering TRAIN_DATA as a Hugging Face folder
+    (nothing is downloaded). Seeded: the same weights every session."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny_bert")
     words = set()
     for text, _ in TRAIN_DATA:
         words.update(text.lower().replace(".", " . ").split())
@@ -60,8 +59,8 @@ def tiny_bert_dir(tmp_path_factory) -> str:
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         intermediate_size=64,
         max_position_embeddings=128,
     )
@@ -69,3 +68,10 @@ def tiny_bert_dir(tmp_path_factory) -> str:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(str(folder))
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> str:
+    """A randomly initialised 2-layer BERT with a small word-piece vocabulary,
+    saved as a Hugging Face folder (nothing is downloaded)."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

@@ -14,6 +14,6 @@ def main() -> None:
 # each command imports what it needs when it runs, so that `--help`,
 # `build-kb` and `convert` do not wait for the others' libraries
 # (tests/test_startup.py checks which modules a command imports).
-from . import align, annotate, convert, distill, kb, lora, onnx, quantize, show, weak  # noqa: E402,F401
+from . import align, annotate, convert, distill, kb, lora, onnx, prune, quantize, show, weak  # noqa: E402,F401
 
 __all__ = ["app"]

@@ -1,6 +1,6 @@
-"""The names of the quantization methods, apart from the code that runs them
-(torch, onnxruntime): the command-line options list them, and `--help` must
-not import torch to do so."""
+"""The names of the quantization methods and of pruning's layer strategies,
+apart from the code that runs them (torch, onnxruntime): the command-line
+options list them, and `--help` must not import torch to do so."""
 from typing import Tuple
 
 QUANTIZE_METHODS: Tuple[str, ...] = ("dynamic_int8", "dynamic_int8_per_channel")
@@ -13,4 +13,7 @@ ONNX_QUANTIZE_METHODS: Tuple[str, ...] = ("dynamic_int8", "dynamic_int8_per_chan
 # As for torch: one scale per output row of each weight.
 DEFAULT_ONNX_QUANTIZE = "dynamic_int8_per_channel"
 
-__all__ = ["DEFAULT_METHOD", "DEFAULT_ONNX_QUANTIZE", "ONNX_QUANTIZE_METHODS", "QUANTIZE_METHODS"]
+# Which layers `prune --layers N` keeps (ml/prune.py choose_layers).
+LAYER_STRATEGIES: Tuple[str, ...] = ("top", "even")
+
+__all__ = ["DEFAULT_METHOD", "DEFAULT_ONNX_QUANTIZE", "LAYER_STRATEGIES", "ONNX_QUANTIZE_METHODS", "QUANTIZE_METHODS"]

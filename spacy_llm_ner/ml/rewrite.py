@@ -1,15 +1,21 @@
 """Rewrite a trained pipeline's transformer in place, config block included,
 so that the saved pipeline loads as rewritten with `spacy.load`: quantize it
 for CPU inference (`quantize_pipeline`) or merge its LoRA adapters into its
-weights (`merge_lora_pipeline`). The `quantize` and `merge-lora` commands are
-thin wrappers. The changes to the models themselves are in `ml/quantize.py`
-and `ml/lora.py`."""
+weights (`merge_lora_pipeline`), or prune its heads and layers
+(`prune_pipeline`). The `quantize`, `merge-lora` and `prune` commands are
+thin wrappers. The changes to the models themselves are in `ml/quantize.py`,
+`ml/lora.py` and `ml/prune.py`."""
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
+from spacy.training import Example
 
 from .lora import remove_lora
+from .prune import (
+    check_prunable, choose_layers, describe, drop_layers, head_importance, hf_transformer, prune_heads,
+    remaining_heads, select_heads,
+)
 from .quantize import DEFAULT_METHOD, QUANTIZE_METHODS, quantize_model
 
 V3 = "spacy_llm_ner.TransformerModel.v3"
@@ -108,3 +114,60 @@ def merge_lora_pipeline(nlp: Language) -> List[str]:
         # Only the one key changes: the saved config keeps its ${vars...}.
         nlp.get_pipe_config(name)["model"]["lora"] = None
     return [name for name, _ in adapted]
+
+
+def prune_pipeline(
+    nlp: Language,
+    examples: Sequence[Example],
+    *,
+    heads_per_layer: Optional[int] = None,
+    keep_fraction: Optional[float] = None,
+    layers: Optional[int] = None,
+    layer_strategy: str = "top",
+    component: str = "transformer",
+    batch_size: int = 8,
+) -> Dict[str, Any]:
+    """Prune a trained pipeline's transformer in place: first whole layers
+    (keep `layers`, chosen by `layer_strategy`), then the least important
+    attention heads of those left (importance on `examples`, measured after
+    the layers are gone). The HF config records the new shapes, so the saved
+    pipeline loads pruned with `spacy.load`; the record is also added to
+    nlp.meta["pruned"]. No config block changes: a pruned transformer trains,
+    saves and quantizes like any other.
+
+    nlp (Language): A trained pipeline (fp32, no LoRA adapters).
+    examples (Sequence[Example]): Annotated examples for head importance
+        (unused when no heads are pruned).
+    heads_per_layer (Optional[int]): Heads to keep per layer.
+    keep_fraction (Optional[float]): Or: fraction of heads to keep overall.
+    layers (Optional[int]): Layers to keep (None: all).
+    layer_strategy (str): One of LAYER_STRATEGIES.
+    component (str): The transformer component.
+    batch_size (int): Examples per importance batch.
+    RETURNS (Dict[str, Any]): What was pruned and the shape after.
+    """
+    check_prunable(nlp, component)
+    model = hf_transformer(nlp.get_pipe(component))
+    before = describe(model)
+    kept = list(range(before["layers"]))
+    if layers is not None and layers != before["layers"]:
+        kept = choose_layers(before["layers"], layers, strategy=layer_strategy)
+        drop_layers(model, kept)
+    pruned: Dict[int, List[int]] = {}
+    if heads_per_layer is not None or keep_fraction is not None:
+        if not examples:
+            raise ValueError("Head importance needs annotated examples.")
+        scores = head_importance(nlp, examples, component=component, batch_size=batch_size)
+        pruned = select_heads(
+            scores, remaining_heads(model), heads_per_layer=heads_per_layer, keep_fraction=keep_fraction
+        )
+        prune_heads(model, pruned)
+    record = {
+        "component": component,
+        "layers_kept": kept,
+        "heads_pruned": {str(k): sorted(v) for k, v in sorted(pruned.items())},
+        "before": before,
+        "after": describe(model),
+    }
+    nlp.meta.setdefault("pruned", []).append(record)
+    return record

@@ -1,0 +1,86 @@
+"""BC5CDR structured pruning: the trained MiniLM teacher (configs/ner.cfg as
+trained by benchmarks/ner_ablation.py, `ours_crf_lexical`) with whole layers
+and attention heads removed, each recovered by a short fine-tune on the
+training set with the teacher's tag distributions (`python -m spacy_llm_ner
+prune`), and each also quantized to int8 on top (`quantize`).
+
+Needs the trained teacher and the converted splits in benchmarks/work/bc5cdr.
+
+    python benchmarks/prune_bc5cdr.py all
+    python benchmarks/prune_bc5cdr.py prune --only pruned_l4_h8 --steps 500
+
+This script only makes the pipelines (benchmarks/work/bc5cdr/pruned_*); their
+test F, latency and words/second are measured by `benchmarks/frontier.py
+all`, which lists them beside the teacher, its int8 copy and the CNN
+students, in the same interleaved speed rounds (a speed measured in another
+process, at another time, on this shared machine would not compare).
+Iterative settings (6 -> 4 -> 3 layers) prune the previous setting's
+recovered pipeline, with the original teacher as soft targets (`--teacher`).
+"""
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bc5cdr_ner import run  # noqa: E402  (subprocess runner with a log)
+from common import BC5CDR_WORK, typer_app  # noqa: E402
+
+WORK = BC5CDR_WORK
+TEACHER = WORK / "ours_crf_lexical" / "model-best"
+STEPS_DEFAULT = 2000
+# name -> prune options; "from": prune that setting's output, not the teacher.
+SETTINGS: Dict[str, Dict] = {
+    "pruned_h8": {"args": ["--heads-per-layer", "8"]},
+    "pruned_l4": {"args": ["--layers", "4"]},
+    "pruned_l4_h8": {"args": ["--layers", "4", "--heads-per-layer", "8"]},
+    "pruned_l3": {"args": ["--layers", "3"], "from": "pruned_l4"},
+    "pruned_l3_h8": {"args": ["--layers", "3", "--heads-per-layer", "8"], "from": "pruned_l4_h8"},
+}
+
+app = typer_app(__doc__)
+
+
+def prune_one(name: str, *, steps: int) -> None:
+    """Prune, recover and quantize one setting (skipped when it exists)."""
+    settings = SETTINGS[name]
+    out = WORK / name
+    if not out.exists():
+        source = WORK / settings["from"] if "from" in settings else TEACHER
+        if "from" in settings:
+            prune_one(settings["from"], steps=steps)
+        seconds = run(
+            [sys.executable, "-m", "spacy_llm_ner", "prune", str(source), str(out),
+             "--data", str(WORK / "train.spacy"), "--steps", str(steps), "--teacher", str(TEACHER),
+             *settings["args"]],
+            WORK / f"prune_{name}.log",
+        )
+        (out / "prune_seconds.json").write_text(json.dumps({"seconds": seconds, "steps": steps}))
+    int8 = WORK / f"{name}_int8"
+    if not int8.exists():
+        run([sys.executable, "-m", "spacy_llm_ner", "quantize", str(out), str(int8)], WORK / f"quantize_{name}.log")
+
+
+@app.command()
+def prune(steps: int = STEPS_DEFAULT, only: str = "") -> None:
+    """Each setting (or --only one): prune, recover `steps` updates, quantize."""
+    names: List[str] = [only] if only else list(SETTINGS)
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        raise typer.BadParameter(f"Unknown settings {unknown}: expected some of {list(SETTINGS)}.")
+    if not TEACHER.exists():
+        raise typer.BadParameter(f"No teacher at {TEACHER}: run benchmarks/ner_ablation.py first.")
+    for name in names:
+        prune_one(name, steps=steps)
+
+
+@app.command("all")
+def run_all(steps: int = STEPS_DEFAULT) -> None:
+    """Every setting; then run `python benchmarks/frontier.py all`."""
+    prune(steps=steps)
+
+
+if __name__ == "__main__":
+    app()
