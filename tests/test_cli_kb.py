@@ -53,3 +53,14 @@ def test_build_kb_adds_gold_mentions_as_aliases(tmp_path):
     assert kb.entity("D1").aliases == ["Acute renal failure"]
     assert kb.candidates("Acute renal failure", stages=("exact",))[0].entity_id == "D1"
     assert not kb.candidates("Renal failure", stages=("exact",))
+
+
+def test_build_kb_saves_the_ngram_retrieval(tmp_path):
+    demo = str(ROOT / "assets" / "demo_kb.jsonl")
+    result = CliRunner().invoke(app, ["build-kb", demo, str(tmp_path / "kb"), "--ngram-retrieval", "words"])
+    assert result.exit_code == 0, result.output
+    kb = LinkerKB.load(tmp_path / "kb", spacy.blank("en").vocab)
+    assert kb.config.ngram_retrieval == "words"
+    assert kb.candidates("hypertensoin")[0].entity_id == "DEMO:D0001"  # a typo, through words
+    result = CliRunner().invoke(app, ["build-kb", demo, str(tmp_path / "kb2"), "--ngram-retrieval", "bm25"])
+    assert result.exit_code == 1 and "--ngram-retrieval" in result.output and not (tmp_path / "kb2").exists()

@@ -35,6 +35,11 @@ def build_kb_cli(
         1.0, "--pseudo-count",
         help="With --aliases-from: how many mentions an entity's dictionary names are worth in the priors",
     ),
+    ngram_retrieval: str = typer.Option(
+        "words+grams", "--ngram-retrieval",
+        help="Candidates of the fuzzy stage through words+grams (default), words (several times faster on KBs "
+        "of millions of names, misses some sub-word matches) or grams; saved with the KB",
+    ),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
     LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
@@ -44,6 +49,10 @@ def build_kb_cli(
     alias) = c'(alias, entity) / sum over entities, the counts plus
     --pseudo-count for the dictionary's names of each entity."""
     start = time.perf_counter()
+    from ..kb.cascade_config import RETRIEVALS
+
+    if ngram_retrieval not in RETRIEVALS:
+        msg.fail(f"--ngram-retrieval must be one of {', '.join(RETRIEVALS)} (got {ngram_retrieval!r})", exits=1)
     # No spaCy here either (torch comes with it through thinc): only
     # --aliases-from imports it, to read its DocBins.
     from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions
@@ -89,7 +98,7 @@ def build_kb_cli(
             msg.warn(f"{n} mentions have ids not in the KB and were not added: {top}")
     # The folder LinkerKB.to_disk would write, without importing spaCy (and
     # through thinc, torch): seconds for nothing here.
-    store = write_kb(records, output_path)
+    store = write_kb(records, output_path, ngram_retrieval=ngram_retrieval)
     n_aliases = sum(len(record.all_names()) for record in records)
     n_described = sum(bool(record.description) for record in records)
     msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")
