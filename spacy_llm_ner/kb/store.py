@@ -17,6 +17,10 @@ from .segment import Segment
 
 # Segments added after the first that are tolerated before they are merged.
 MAX_EXTRA_SEGMENTS = 4
+# Leading segments at least this large (a streamed build writes them, see
+# writer.py) are sealed: merging after `add` never rebuilds them, which at
+# millions of entities would hold the whole KB in memory.
+SEALED_SIZE = 250_000
 
 
 @dataclass
@@ -93,17 +97,25 @@ class EntityStore:
             self.idf = segment.ngrams.idf
         self.segments.append(segment)
         self.vectors = np.concatenate([self.vectors, vectors]) if len(self.vectors) else vectors
-        if len(self.segments) > 1 + MAX_EXTRA_SEGMENTS:
+        if len(self.segments) > self._n_sealed() + MAX_EXTRA_SEGMENTS:
             self._merge_extra_segments()
         return len(segment)
 
+    def _n_sealed(self) -> int:
+        """How many leading segments merging leaves alone (at least the first)."""
+        n = 1
+        while n < len(self.segments) and len(self.segments[n]) >= SEALED_SIZE and len(self.segments[0]) >= SEALED_SIZE:
+            n += 1
+        return n
+
     def _merge_extra_segments(self) -> None:
-        base, extra = self.segments[0], self.segments[1:]
-        if sum(len(s) for s in extra) > len(base):
+        n_sealed = self._n_sealed()
+        sealed, extra = self.segments[:n_sealed], self.segments[n_sealed:]
+        if n_sealed == 1 and sum(len(s) for s in extra) > len(sealed[0]):
             self.compact()
             return
         merged = Segment.build((r for s in extra for r in s.records()), idf=self.idf)
-        self.segments = [base, merged]
+        self.segments = [*sealed, merged]
 
     def compact(self) -> None:
         """Rebuild everything as one segment (and refit the n-gram idf on all

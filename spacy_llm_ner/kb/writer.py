@@ -8,12 +8,17 @@ here; the folder is byte for byte the one
 `LinkerKB.from_records(Vocab(), records).to_disk(path)` writes (both take
 their settings from `persistence.kb_settings`).
 """
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Iterator, List, Sequence, Union
+
+import numpy as np
 
 from .candidates import STAGES, CascadeConfig
 from .persistence import kb_settings, save_folder
 from .records import EntityRecord
+from .segment import Segment
+from .storage import load_bundle, save_bundle
 from .store import EntityStore
 
 __all__ = ["write_kb"]
@@ -29,6 +34,7 @@ def write_kb(
     min_ngram_score: float = 0.0,
     use_doc_abbreviations: bool = True,
     ngram_retrieval: str = "words+grams",
+    segment_size: int = 0,
 ) -> EntityStore:
     """Build a KB from records and save it as a LinkerKB folder, loadable
     with `LinkerKB.load` or `spacy_llm_ner.load_kb.v1`.
@@ -40,6 +46,10 @@ def write_kb(
         settings saved with the KB, as for `LinkerKB`.
     ngram_retrieval (str): The n-gram stage's retrieval (`CascadeConfig`):
         "words+grams", "words" (fastest on KBs of millions of names) or "grams".
+    segment_size (int): Stream the records into segments of this many
+        entities, each written and then memory-mapped before the next is
+        built, so that peak memory is one segment's build, not the KB's
+        (0: one segment). The n-gram idf is fitted on the first segment.
     RETURNS (EntityStore): The entities written (its len: how many).
     RAISES (KBFormatError): On an invalid record or a repeated id.
     """
@@ -48,11 +58,52 @@ def write_kb(
     config = CascadeConfig(
         top_k=top_k, stages=tuple(stages), min_ngram_score=min_ngram_score, ngram_retrieval=ngram_retrieval
     )
-    store = EntityStore.empty(entity_vector_length)
-    store.add(records, vectors=None, vector_length=entity_vector_length)
+    if segment_size > 0:
+        store = _write_segments(records, Path(path), segment_size=segment_size, vector_length=entity_vector_length)
+    else:
+        store = EntityStore.empty(entity_vector_length)
+        store.add(records, vectors=None, vector_length=entity_vector_length)
     cfg = kb_settings(
         config=config, entity_vector_length=int(entity_vector_length),
         use_doc_abbreviations=use_doc_abbreviations, n_segments=len(store.segments),
     )
-    save_folder(Path(path), cfg, store)
+    if segment_size > 0:
+        # meta.json last: a folder cut short by a crash has none, and loading
+        # it says so instead of reading part of a KB.
+        arrays = {"vectors": store.vectors, **(store.idf.arrays() if store.idf is not None else {})}
+        save_bundle(Path(path), arrays, {}, cfg)
+    else:
+        save_folder(Path(path), cfg, store)
     return store
+
+
+def _write_segments(
+    records: Iterable[EntityRecord], path: Path, *, segment_size: int, vector_length: int
+) -> EntityStore:
+    """Build and save one segment at a time; the store returned holds them
+    memory-mapped (vectors are zeros, `np.zeros` pages are not touched)."""
+    segments: List[Segment] = []
+    idf = None
+
+    def taken(entity_id: str) -> bool:
+        return any(seg.row(entity_id) is not None for seg in segments)
+
+    for i, chunk in enumerate(_chunks(records, segment_size)):
+        built = Segment.build(chunk, idf=idf, taken=taken)
+        if idf is None:
+            idf = built.ngrams.idf
+        folder = path / "segments" / str(i)
+        save_bundle(folder, built.saved_arrays(), built.tries, built.meta)
+        del built
+        segments.append(Segment(*load_bundle(folder, mmap=True), idf=idf))  # type: ignore[arg-type]
+    n = sum(len(seg) for seg in segments)
+    return EntityStore(segments=segments, idf=idf, vectors=np.zeros((n, vector_length), dtype=np.float32))
+
+
+def _chunks(records: Iterable[EntityRecord], size: int) -> Iterator[List[EntityRecord]]:
+    it = iter(records)
+    while True:
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        yield chunk
