@@ -24,7 +24,8 @@ its options follow the script name; it has no --data.
 
     python benchmarks/kb_scale.py --n-entities 100000     # quick check
     python benchmarks/kb_scale.py                         # 1,000,000
-    python benchmarks/kb_scale.py --scale 10m             # 10,000,000 (30M names)
+    python benchmarks/kb_scale.py --scale 10m --segment-size 1000000 --skip-inmemory \
+        --out benchmarks/results/kb_scale_10m            # 10,000,000 (30M names), streamed
 
 --scale names a size (100k, 1m, 3m, 10m) and overrides --n-entities.
 
@@ -75,11 +76,20 @@ def folder_mb(path: Path) -> float:
 # -- steps (each runs in a subprocess) -------------------------------------------------
 
 
-def step_build(system: str, n: int, folder: Path) -> Dict[str, Any]:
+def step_build(system: str, n: int, folder: Path, segment_size: int = 0) -> Dict[str, Any]:
     import spacy
 
     vocab = spacy.blank("en").vocab
     start = time.perf_counter()
+    if system == "linkerkb" and segment_size > 0:
+        # Streamed: each segment is written as it is built (build and save in one).
+        from spacy_llm_ner.kb import LinkerKB, write_kb
+
+        write_kb(synthetic_records(n), folder, segment_size=segment_size)
+        build_s = time.perf_counter() - start
+        kb = LinkerKB.load(folder, vocab)
+        return _built(kb, folder, build_s=build_s, save_s=0.0, n_pairs=sum(s.n_pairs for s in kb._segments),
+                      n_aliases=kb.get_size_aliases(), segments=len(kb._segments))
     if system == "linkerkb":
         from spacy_llm_ner.kb import LinkerKB
 
@@ -105,11 +115,15 @@ def step_build(system: str, n: int, folder: Path) -> Dict[str, Any]:
     start = time.perf_counter()
     kb.to_disk(folder)
     save_s = time.perf_counter() - start
+    return _built(kb, folder, build_s=build_s, save_s=save_s, n_pairs=n_pairs, n_aliases=n_aliases, segments=1)
+
+
+def _built(kb: Any, folder: Path, *, build_s: float, save_s: float, n_pairs: int, n_aliases: int, segments: int) -> Dict[str, Any]:
     ngram_mb = sum(p.stat().st_size for p in folder.rglob("ng_*.npy")) / 2**20
     word_mb = sum(p.stat().st_size for p in folder.rglob("wd_*.npy")) / 2**20
     return {
         "build_s": round(build_s, 2), "save_s": round(save_s, 2), "size_mb": round(folder_mb(folder), 1),
-        "ngram_index_mb": round(ngram_mb, 1), "word_index_mb": round(word_mb, 1),
+        "ngram_index_mb": round(ngram_mb, 1), "word_index_mb": round(word_mb, 1), "segments": segments,
         "peak_rss_mb": round(peak_rss_mb(), 1), "n_entities": len(kb), "n_aliases": n_aliases, "n_pairs": n_pairs,
     }
 
@@ -223,6 +237,16 @@ def run_step(args: List[str]) -> Dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _not_run() -> Dict[str, Any]:
+    """InMemoryLookupKB's figures when it was skipped (--skip-inmemory): NaN, printed "nan"."""
+    nan = float("nan")
+    return {
+        "build": {"build_s": nan, "save_s": nan, "size_mb": nan, "peak_rss_mb": nan},
+        "query": {"load_s": nan, "rss_after_load_mb": nan, "peak_rss_mb": nan,
+                  "exact": {"lookups_per_s": nan, "hit_exact": nan, "hit_changed": nan, "hit_typo": nan}},
+    }
+
+
 def _passes(result: Dict[str, Any]) -> str:
     second = result.get("lookups_per_s_second_pass")
     return f"{result['lookups_per_s']:,}" + (f" ({second:,})" if second else "")
@@ -243,7 +267,7 @@ def _cascade_rows(q: Dict[str, Any]) -> List[tuple]:
 def write_report(report: Dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
-    lk, im = report["linkerkb"], report["inmemory"]
+    lk, im = report["linkerkb"], report.get("inmemory") or _not_run()
     n = lk["build"]["n_entities"]
     lines = [
         f"# KB scale: LinkerKB vs spaCy InMemoryLookupKB, {n:,} synthetic entities",
@@ -306,6 +330,10 @@ def main(
     n_queries: int = typer.Option(10000, help="Exact look-ups per query kind"),
     n_cascade: int = typer.Option(500, help="Cascade look-ups per query kind"),
     exact_search: bool = typer.Option(False, help="Also the cascade with exact n-gram search (minutes at 1M)"),
+    segment_size: int = typer.Option(
+        0, help="Build LinkerKB streamed, in segments of this many entities (e.g. 1000000 at --scale 10m); 0: one"
+    ),
+    skip_inmemory: bool = typer.Option(False, help="LinkerKB only (InMemoryLookupKB at 10M needs more memory than 24 GB)"),
     out: Path = typer.Option(
         RESULTS / "kb_scale", help="Results path, without .json / .md", show_default="benchmarks/results/kb_scale"
     ),
@@ -317,7 +345,7 @@ def main(
     if step:
         name, *rest = json.loads(step)
         if name == "build":
-            out = step_build(rest[0], int(rest[1]), Path(rest[2]))
+            out = step_build(rest[0], int(rest[1]), Path(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
         elif name == "queries":
             out = step_queries(int(rest[0]), int(rest[1]), Path(rest[2]))
         else:
@@ -337,9 +365,9 @@ def main(
         }
         queries = work / "queries.json"
         run_step(["queries", str(n), str(n_queries), str(queries)])
-        for system in ("linkerkb", "inmemory"):
+        for system in ("linkerkb",) if skip_inmemory else ("linkerkb", "inmemory"):
             folder = work / system
-            build = run_step(["build", system, str(n), str(folder)])
+            build = run_step(["build", system, str(n), str(folder), str(segment_size)])
             print(system, "build", json.dumps(build), flush=True)
             query = run_step(["query", system, str(folder), str(queries), str(n_cascade), str(int(exact_search))])
             print(system, "query", json.dumps(query), flush=True)
