@@ -17,3 +17,19 @@ def csr_positions(indptr: np.ndarray, keys: np.ndarray) -> "tuple[np.ndarray, np
     starts = np.cumsum(counts) - counts
     pos = np.arange(total, dtype=np.int64) - np.repeat(starts - lo, counts)
     return which, pos
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values, by one sort (numpy 2's hash-based
+    `np.unique` measured several times slower on these integer arrays).
+
+    values (np.ndarray): Values.
+    RETURNS (np.ndarray): Sorted, each once.
+    """
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]

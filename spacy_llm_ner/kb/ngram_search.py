@@ -23,7 +23,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .csr import csr_positions
+from .csr import csr_positions, distinct
 
 
 class NgramIndex(Protocol):
@@ -121,7 +121,7 @@ def _union(found: List[Tuple[np.ndarray, np.ndarray]], *, n_rows: int) -> Tuple[
     """
     if len(found) == 1:
         return found[0]
-    pairs = np.unique(np.concatenate([q * n_rows + r for q, r in found]))
+    pairs = distinct(np.concatenate([q * n_rows + r for q, r in found]))
     return pairs // n_rows, pairs % n_rows
 
 
@@ -238,14 +238,14 @@ def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows
     indptr, indices, data = index.forward
     which, pos = csr_positions(indptr, rows)
     # The batch's distinct 3-grams become columns of a small dense table.
-    distinct = np.unique(batch.indices)
-    slots[distinct] = np.arange(len(distinct))
-    table = np.zeros((batch.shape[0], len(distinct) + 1), dtype=np.float32)  # last column: absent
+    grams = distinct(batch.indices)
+    slots[grams] = np.arange(len(grams))
+    table = np.zeros((batch.shape[0], len(grams) + 1), dtype=np.float32)  # last column: absent
     row_of = np.repeat(np.arange(batch.shape[0]), np.diff(batch.indptr))
     table[row_of, slots[batch.indices]] = batch.data
-    width = len(distinct) + 1
+    width = len(grams) + 1
     col = slots[indices[pos]]
-    slots[distinct] = -1
+    slots[grams] = -1
     col[col < 0] = width - 1  # the zero column
     weights = table.ravel()[(q * width)[which] + col] * data[pos]
     return np.bincount(which, weights=weights, minlength=len(rows)).astype(np.float32)

@@ -33,7 +33,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .csr import csr_positions
+from .csr import csr_positions, distinct
 from .word_hash import Packed, deletion_hashes, string_hashes, truncation_hashes, words_of
 
 MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
@@ -86,7 +86,7 @@ class WordIndex:
         uniq, _, inverse = _unique(word_hash)
         del word_hash, hashes
         # One entry per (word, row), rows ascending within a word.
-        pairs = _distinct(inverse * max(1, len(texts)) + row_of)
+        pairs = distinct(inverse * max(1, len(texts)) + row_of)
         word_of, rows = np.divmod(pairs, max(1, len(texts)))
         indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
         np.cumsum(np.bincount(word_of, minlength=len(uniq)), out=indptr[1:])
@@ -278,16 +278,6 @@ def _best(keys: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray
     first = np.ones(len(keys), dtype=bool)
     first[1:] = keys[1:] != keys[:-1]
     return keys[first], weights[first]
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The sorted distinct values (by one sort).
-
-    values (np.ndarray): Values.
-    RETURNS (np.ndarray): Sorted, each once.
-    """
-    values = np.sort(values)
-    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
 def _unique(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
