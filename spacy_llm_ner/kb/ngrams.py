@@ -96,6 +96,7 @@ class Idf:
         self.values = values
         self.n_docs = int(n_docs)
         self.unseen = np.float32(np.log(1.0 + self.n_docs) + 1.0)
+        self._table: Optional[np.ndarray] = None
 
     @classmethod
     def fit(cls, counts: sp.csr_matrix) -> "Idf":
@@ -104,7 +105,10 @@ class Idf:
         counts (scipy.sparse.csr_matrix): Documents x buckets.
         RETURNS (Idf): The idf.
         """
-        buckets, df = np.unique(counts.indices, return_counts=True)
+        # Bucket ids are below 2**bits: counting beats sorting (np.unique).
+        df_all = np.bincount(counts.indices, minlength=counts.shape[1])
+        buckets = np.flatnonzero(df_all)
+        df = df_all[buckets]
         values = np.log((1.0 + counts.shape[0]) / (1.0 + df)) + 1.0
         return cls(buckets.astype(np.int32), values.astype(np.float32), counts.shape[0])
 
@@ -116,8 +120,21 @@ class Idf:
         """
         if len(self.buckets) == 0:
             return np.full(len(cols), self.unseen, dtype=np.float32)
+        if len(cols) and int(cols.max()) < N_FEATURES:
+            return self.table[cols]
         pos = np.minimum(np.searchsorted(self.buckets, cols), len(self.buckets) - 1)
         return np.where(self.buckets[pos] == cols, self.values[pos], self.unseen).astype(np.float32)
+
+    @property
+    def table(self) -> np.ndarray:
+        """idf of every bucket (4 MB, made on first use): a gather instead of
+        a binary search per 3-gram, which dominated featurising at a million
+        names."""
+        if self._table is None:
+            table = np.full(N_FEATURES, self.unseen, dtype=np.float32)
+            table[self.buckets] = self.values
+            self._table = table
+        return self._table
 
     def arrays(self) -> Dict[str, np.ndarray]:
         return {"idf_buckets": self.buckets, "idf_values": self.values, "idf_n_docs": np.asarray([self.n_docs])}
@@ -145,6 +162,14 @@ def tfidf(counts: sp.csr_matrix, idf: Idf, *, copy: bool = True) -> sp.csr_matri
     return weighted
 
 
+def _positions(buckets: np.ndarray) -> np.ndarray:
+    """Position of each bucket id in the sorted `buckets`, -1 where absent
+    (a table of all 2**20 ids: 4 MB, a gather instead of a binary search)."""
+    table = np.full(N_FEATURES, -1, dtype=np.int32)
+    table[buckets] = np.arange(len(buckets), dtype=np.int32)
+    return table
+
+
 class NgramIndex:
     """Inverted index of TF-IDF char 3-gram vectors for one set of strings.
 
@@ -166,6 +191,7 @@ class NgramIndex:
         self.posting_len = np.diff(postings.indptr)
         self._forward = forward
         self._row_grams: Optional[np.ndarray] = None
+        self._local: Optional[np.ndarray] = None  # bucket -> posting row, made on first search
 
     @property
     def row_grams(self) -> np.ndarray:
@@ -202,9 +228,9 @@ class NgramIndex:
             idf = Idf.fit(counts)
         weights = tfidf(counts, idf, copy=False)
         del counts
-        buckets = np.unique(weights.indices).astype(np.int32)
+        buckets = np.flatnonzero(np.bincount(weights.indices, minlength=weights.shape[1])).astype(np.int32)
         # Keep only the buckets that occur: 2**20 offsets would cost 8 MB per index.
-        local = np.searchsorted(buckets, weights.indices).astype(np.int32)
+        local = _positions(buckets)[weights.indices]
         weights = sp.csr_matrix((weights.data, local, weights.indptr), shape=(weights.shape[0], len(buckets)), copy=False)
         del local
         postings = weights.T.tocsr()
@@ -265,8 +291,10 @@ class NgramIndex:
         # (they still counted in the query norm, so scores stay true cosines).
         if len(self.buckets) == 0:
             return sp.csr_matrix((queries.shape[0], 0), dtype=np.float32)
-        pos = np.minimum(np.searchsorted(self.buckets, queries.indices), len(self.buckets) - 1)
-        found = self.buckets[pos] == queries.indices
+        if self._local is None:
+            self._local = _positions(self.buckets)
+        pos = self._local[queries.indices]
+        found = pos >= 0
         rows = np.repeat(np.arange(queries.shape[0]), np.diff(queries.indptr))[found]
         return sp.csr_matrix(
             (queries.data[found], (rows, pos[found])), shape=(queries.shape[0], len(self.buckets)), dtype=np.float32

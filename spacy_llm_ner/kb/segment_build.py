@@ -15,7 +15,7 @@ import marisa_trie
 import numpy as np
 
 from .ngrams import Idf, NgramIndex
-from .normalize import normalize
+from .normalize_batch import normalize_batch
 from .records import EntityRecord, KBFormatError
 from .storage import StringTable, group_csr, trie_key_ids
 from .words import WordIndex
@@ -284,7 +284,7 @@ def norm_keys(pairs: AliasPairs) -> Tuple[marisa_trie.Trie, np.ndarray]:
     """
     norm_local: Dict[str, int] = {}
     norm_of_alias = np.fromiter(
-        (norm_local.setdefault(normalize(a), len(norm_local)) for a in pairs.strings),
+        (norm_local.setdefault(n, len(norm_local)) for n in _normalized(pairs.strings)),
         dtype=np.int64,
         count=len(pairs.strings),
     )
@@ -294,6 +294,13 @@ def norm_keys(pairs: AliasPairs) -> Tuple[marisa_trie.Trie, np.ndarray]:
     for s, i in norm_local.items():
         key_of_norm_local[i] = trie[s]
     return trie, key_of_norm_local[norm_of_alias[pairs.local]]
+
+
+def _normalized(strings: List[str], *, chunk: int = 4096) -> Iterable[str]:
+    """`normalize` of each string, a batch at a time (`normalize_batch`: the
+    same strings, several times faster on ASCII batches)."""
+    for start in range(0, len(strings), chunk):
+        yield from normalize_batch(strings[start : start + chunk])
 
 
 def trie_texts(trie: marisa_trie.Trie) -> List[str]:
