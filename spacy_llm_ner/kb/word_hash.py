@@ -10,8 +10,8 @@ Equal strings always hash equally, in any process; two different strings
 collide with negligible probability, and a collision only adds a candidate
 that exact rescoring then ranks (see `words.py`).
 """
-from dataclasses import dataclass
-from typing import Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,6 +39,7 @@ class Packed:
     cps: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    prefix: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, strings: Sequence[str]) -> "Packed":
@@ -91,18 +92,33 @@ def _prefix(strings: Packed) -> Tuple[np.ndarray, np.ndarray]:
     """Prefix sums of (c + 1) * P**g over the global positions g of all code
     points, and P**-g: a string's own polynomial (positions counted from its
     start) is a difference of prefix sums times P**-start, which spares
-    computing each code point's position within its string."""
-    n = len(strings.cps)
-    with np.errstate(over="ignore"):
-        power = np.cumprod(np.full(n + 1, _P, dtype=np.uint64))
-        power[1:] = power[:-1]
-        power[0] = 1
-        inverse = np.cumprod(np.full(n + 1, _P_INV, dtype=np.uint64))
-        inverse[1:] = inverse[:-1]
-        inverse[0] = 1
+    computing each code point's position within its string. Made once per
+    `Packed` (its hashes and its variants' share them)."""
+    if strings.prefix is None:
+        n = len(strings.cps)
+        power, inverse = _powers(n + 1)
         prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum((strings.cps + np.uint64(1)) * power[:n], out=prefix[1:])
-    return prefix, inverse
+        with np.errstate(over="ignore"):
+            np.cumsum((strings.cps + np.uint64(1)) * power[:n], out=prefix[1:])
+        strings.prefix = (prefix, inverse[: n + 1])
+    return strings.prefix
+
+
+_POWER_CACHE: List[np.ndarray] = []
+
+
+def _powers(n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """P**g and P**-g for g < n (kept and grown as needed: every batch of
+    the same size or smaller reuses them)."""
+    if not _POWER_CACHE or len(_POWER_CACHE[0]) < n:
+        size = max(n, 2 * len(_POWER_CACHE[0]) if _POWER_CACHE else 1 << 16)
+        with np.errstate(over="ignore"):
+            power = np.cumprod(np.full(size, _P, dtype=np.uint64))
+            inverse = np.cumprod(np.full(size, _P_INV, dtype=np.uint64))
+        power[1:], power[0] = power[:-1], 1
+        inverse[1:], inverse[0] = inverse[:-1], 1
+        _POWER_CACHE[:] = [power, inverse]
+    return _POWER_CACHE[0], _POWER_CACHE[1]
 
 
 def string_hashes(strings: Packed) -> np.ndarray:
