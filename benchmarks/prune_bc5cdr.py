@@ -26,7 +26,7 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bc5cdr_ner import run  # noqa: E402  (subprocess runner with a log)
-from common import BC5CDR_WORK, typer_app  # noqa: E402
+from common import BC5CDR_WORK, RESULTS, typer_app  # noqa: E402
 
 WORK = BC5CDR_WORK
 TEACHER = WORK / "ours_crf_lexical" / "model-best"
@@ -74,6 +74,61 @@ def prune(steps: int = STEPS_DEFAULT, only: str = "") -> None:
         raise typer.BadParameter(f"No teacher at {TEACHER}: run benchmarks/ner_ablation.py first.")
     for name in names:
         prune_one(name, steps=steps)
+
+
+@app.command()
+def compare(rounds: int = 3) -> None:
+    """A quick look before `frontier.py all`: the teacher and every pruned
+    pipeline that exists, test F (spaCy's Scorer over the converted test set)
+    and nlp.pipe words/s in interleaved rounds in one process (best round),
+    2 threads. Writes benchmarks/results/prune_bc5cdr.json and .md."""
+    import time
+
+    import spacy
+    import torch
+    from spacy.scorer import Scorer
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    torch.set_num_threads(2)
+    names = ["teacher"] + [p.name for p in sorted(WORK.glob("pruned_*")) if (p / "meta.json").exists()]
+    paths = {n: TEACHER if n == "teacher" else WORK / n for n in names}
+    nlps = {n: spacy.load(p) for n, p in paths.items()}
+    gold = list(DocBin().from_disk(WORK / "test.spacy").get_docs(nlps["teacher"].vocab))
+    texts, n_words = [d.text for d in gold], sum(len(d) for d in gold)
+    out: Dict[str, Dict] = {}
+    for name, nlp in nlps.items():
+        examples = [Example(p, g) for p, g in zip(nlp.pipe(texts, batch_size=64), gold)]
+        scores = Scorer.score_spans(examples, "ents")
+        out[name] = {k: round(scores[k], 4) for k in ("ents_p", "ents_r", "ents_f")}
+        out[name]["size_mb"] = round(sum(p.stat().st_size for p in paths[name].rglob("*") if p.is_file()) / 2**20, 1)
+        meta = json.loads((paths[name] / "meta.json").read_text())
+        out[name]["pruned"] = meta.get("pruned")
+        seconds = paths[name] / "prune_seconds.json"
+        out[name]["prune"] = json.loads(seconds.read_text()) if seconds.exists() else None
+    speeds: Dict[str, List[float]] = {n: [] for n in nlps}
+    for _ in range(rounds):
+        for name, nlp in nlps.items():
+            start = time.perf_counter()
+            list(nlp.pipe(texts, batch_size=64))
+            speeds[name].append(n_words / (time.perf_counter() - start))
+    for name in nlps:
+        out[name]["words_per_s"] = round(max(speeds[name]))
+        out[name]["x_teacher"] = round(max(speeds[name]) / max(speeds["teacher"]), 2)
+        out[name]["f_lost"] = round(out["teacher"]["ents_f"] - out[name]["ents_f"], 4)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "prune_bc5cdr.json").write_text(json.dumps({"n_words": n_words, "rounds": rounds, "systems": out}, indent=2))
+    lines = [
+        "# Pruning on BC5CDR: quick comparison (`benchmarks/prune_bc5cdr.py compare`)", "",
+        f"Test set {n_words:,} words; F by spaCy's Scorer; words/s: best of {rounds} interleaved `nlp.pipe` rounds in "
+        "one process, 2 threads. The frontier's full protocol is `benchmarks/frontier.py all`.", "",
+        "| system | P | R | F | F lost | words/s | × teacher | MB |", "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in out.items():
+        lines.append(f"| {name} | {r['ents_p']:.3f} | {r['ents_r']:.3f} | {r['ents_f']:.3f} | {r['f_lost']:+.3f} | "
+                     f"{r['words_per_s']:,} | {r['x_teacher']} | {r['size_mb']} |")
+    (RESULTS / "prune_bc5cdr.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 @app.command("all")
