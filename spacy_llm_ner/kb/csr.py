@@ -19,6 +19,32 @@ def csr_positions(indptr: np.ndarray, keys: np.ndarray) -> "tuple[np.ndarray, np
     return which, pos
 
 
+def indptr(counts: "np.ndarray | list") -> np.ndarray:
+    """CSR offsets from group sizes.
+
+    counts: Items per group.
+    RETURNS (np.ndarray): int64, len(counts) + 1.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def run_starts(*columns: np.ndarray) -> np.ndarray:
+    """Where a new run of equal rows begins in sorted columns: the first
+    item, and every item that differs from the one before in any column.
+
+    columns (np.ndarray): Equally long columns, sorted together.
+    RETURNS (np.ndarray): bool per item.
+    """
+    n = len(columns[0])
+    first = np.ones(n, dtype=bool)
+    if n > 1:
+        first[1:] = np.logical_or.reduce([c[1:] != c[:-1] for c in columns])
+    return first
+
+
 def distinct(values: np.ndarray) -> np.ndarray:
     """The sorted distinct values, by one sort (numpy 2's hash-based
     `np.unique` measured several times slower on these integer arrays).
@@ -27,9 +53,20 @@ def distinct(values: np.ndarray) -> np.ndarray:
     RETURNS (np.ndarray): Sorted, each once.
     """
     values = np.sort(values)
-    if len(values) < 2:
-        return values
-    keep = np.empty(len(values), dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
+    return values[run_starts(values)]
+
+
+def unique_inverse(values: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
+    """`np.unique(values, return_index=True, return_inverse=True)` by one
+    stable sort (see `distinct`).
+
+    values (np.ndarray): Values.
+    RETURNS (tuple): The sorted distinct values, the first position of
+        each, and the int64 index of each value's distinct value.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = run_starts(ordered)
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], order[new], inverse

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .csr import run_starts
 from .lookup import Hits
 
 
@@ -63,7 +64,4 @@ def best_per_row(table: Offers) -> Offers:
     if len(table.row) == 0:
         return table
     order = np.lexsort((table.seq, -table.prior, table.prio, -table.score, table.row, table.mention))
-    m, r = table.mention[order], table.row[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (m[1:] != m[:-1]) | (r[1:] != r[:-1])
-    return table.take(order[first])
+    return table.take(order[run_starts(table.mention[order], table.row[order])])

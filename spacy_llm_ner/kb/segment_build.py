@@ -14,6 +14,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import marisa_trie
 import numpy as np
 
+from .csr import indptr, run_starts
 from .ngrams import Idf, NgramIndex
 from .normalize_batch import normalize_batch
 from .records import EntityRecord, KBFormatError
@@ -264,9 +265,7 @@ def norm_index(pairs: AliasPairs) -> Tuple[marisa_trie.Trie, Arrays]:
     # one recorded for the (norm, entity) group.
     order = np.lexsort((-pp, pe, pn))
     pn, pe, pp, pa = pn[order], pe[order], pp[order], pa[order]
-    first = np.ones(len(pn), dtype=bool)
-    first[1:] = (pn[1:] != pn[:-1]) | (pe[1:] != pe[:-1])
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(run_starts(pn, pe))
     arrays: Arrays = {"norm_ent": pe[starts], "norm_alias": pa[starts].astype(np.int32)}
     arrays["norm_p"] = (
         np.minimum(1.0, np.add.reduceat(pp, starts)) if len(starts) else np.zeros(0)
@@ -313,15 +312,3 @@ def trie_texts(trie: marisa_trie.Trie) -> List[str]:
     for s, key in trie.items():
         texts[key] = s
     return texts
-
-
-def indptr(counts: Iterable[int]) -> np.ndarray:
-    """CSR offsets from group sizes.
-
-    counts (Iterable[int]): Items per group.
-    RETURNS (np.ndarray): int64, len(counts) + 1.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out

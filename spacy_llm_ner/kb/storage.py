@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, Sequence, Tuple
 import marisa_trie
 import numpy as np
 
+from .csr import indptr
+
 
 class StringTable:
     """Strings packed as UTF-8 bytes plus int64 offsets (about 8 bytes per
@@ -62,10 +64,7 @@ def group_csr(keys: np.ndarray, n_keys: int) -> Tuple[np.ndarray, np.ndarray]:
     RETURNS (Tuple[np.ndarray, np.ndarray]): The item order and the int64
         indptr (items of key k are order[indptr[k]:indptr[k + 1]]).
     """
-    order = np.argsort(keys, kind="stable")
-    indptr = np.zeros(n_keys + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys, minlength=n_keys), out=indptr[1:])
-    return order, indptr
+    return np.argsort(keys, kind="stable"), indptr(np.bincount(keys, minlength=n_keys))
 
 
 def trie_key_ids(trie: marisa_trie.Trie, strings: Sequence[str]) -> np.ndarray:

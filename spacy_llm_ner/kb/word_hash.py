@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .csr import indptr, run_starts
+
 _P = np.uint64(0x100000001B3)  # odd: invertible modulo 2**64
 _P_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
 _LEN = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -83,9 +85,7 @@ def words_of(texts: Sequence[str]) -> Tuple[Packed, np.ndarray]:
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
-    starts = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return starts
+    return indptr(lengths)[:-1]
 
 
 def _prefix(strings: Packed) -> Tuple[np.ndarray, np.ndarray]:
@@ -160,8 +160,7 @@ def deletion_hashes(strings: Packed, *, min_len: int) -> Tuple[np.ndarray, np.nd
     # "aab" loses either "a" to the same "ab": one entry per (string, hash).
     order = np.lexsort((hashes, owner))
     owner, hashes = owner[order], hashes[order]
-    first = np.ones(len(owner), dtype=bool)
-    first[1:] = (owner[1:] != owner[:-1]) | (hashes[1:] != hashes[:-1])
+    first = run_starts(owner, hashes)
     return owner[first].astype(np.int64), hashes[first]
 
 

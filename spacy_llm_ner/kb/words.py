@@ -33,7 +33,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .csr import csr_positions, distinct
+from .csr import csr_positions, distinct, indptr, run_starts, unique_inverse
 from .word_hash import Packed, deletion_hashes, string_hashes, truncation_hashes, words_of
 
 MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
@@ -78,26 +78,24 @@ class WordIndex:
             words, row_of = words_of(texts[start : start + chunk_size])
             word_hash = string_hashes(words)
             hashes.append(word_hash), rows_of.append(row_of + start)
-            _, first, _ = _unique(word_hash)
+            _, first, _ = unique_inverse(word_hash)
             owner, variant = _variants(words.take(first))
             variant_words.append(word_hash[first][owner]), variants.append(variant)
         word_hash = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
         row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
-        uniq, _, inverse = _unique(word_hash)
+        uniq, _, inverse = unique_inverse(word_hash)
         del word_hash, hashes
         # One entry per (word, row), rows ascending within a word.
         pairs = distinct(inverse * max(1, len(texts)) + row_of)
         word_of, rows = np.divmod(pairs, max(1, len(texts)))
-        indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(word_of, minlength=len(uniq)), out=indptr[1:])
+        offsets = indptr(np.bincount(word_of, minlength=len(uniq)))
         # A word of several chunks has its variants once per chunk: one each.
         owner = np.searchsorted(uniq, np.concatenate(variant_words)) if variants else np.zeros(0, np.int64)
         variant = np.concatenate(variants) if variants else np.zeros(0, np.uint64)
         order = np.lexsort((owner, variant))
         owner, variant = owner[order], variant[order]
-        keep = np.ones(len(owner), dtype=bool)
-        keep[1:] = (owner[1:] != owner[:-1]) | (variant[1:] != variant[:-1])
-        return cls(uniq, indptr, rows.astype(np.int32), variant[keep], owner[keep].astype(np.int32), len(texts))
+        keep = run_starts(owner, variant)
+        return cls(uniq, offsets, rows.astype(np.int32), variant[keep], owner[keep].astype(np.int32), len(texts))
 
     def arrays(self) -> Dict[str, np.ndarray]:
         """The arrays to save.
@@ -151,8 +149,7 @@ class WordIndex:
         qw, w, exact = (np.concatenate(x) for x in (found_qw, found_w, found_exact))
         order = np.lexsort((~exact, w, qw))
         qw, w, exact = qw[order], w[order], exact[order]
-        first = np.ones(len(qw), dtype=bool)
-        first[1:] = (qw[1:] != qw[:-1]) | (w[1:] != w[:-1])
+        first = run_starts(qw, w)
         return Matches(query_of, qw[first], w[first], exact[first])
 
     def _lookup(self, hashes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -198,7 +195,7 @@ class WordIndex:
         # A row found through several variants of one query word counts it once, at its best.
         key, weight = _best(qw[which] * self.n_rows + self.rows[pos], weight[which])
         qw_of, row = np.divmod(key, self.n_rows)
-        pair, _, inverse = _unique(m.query_of[qw_of] * self.n_rows + row)
+        pair, _, inverse = unique_inverse(m.query_of[qw_of] * self.n_rows + row)
         score = np.bincount(inverse, weights=weight).astype(np.float32)
         pq, prow = np.divmod(pair, self.n_rows)
         score += self._left_out_terms(m, chosen, idf, pq, prow, n_queries=len(texts))
@@ -275,28 +272,8 @@ def _best(keys: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray
     """
     order = np.lexsort((-weights, keys))
     keys, weights = keys[order], weights[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
+    first = run_starts(keys)
     return keys[first], weights[first]
-
-
-def _unique(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`np.unique(values, return_index=True, return_inverse=True)` by one
-    sort (numpy's hash-based path for large integer arrays was several
-    times slower here).
-
-    values (np.ndarray): Values.
-    RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): The sorted distinct
-        values, the first position of each, and the int64 index of each
-        value's distinct value.
-    """
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    new = np.ones(len(ordered), dtype=bool)
-    new[1:] = ordered[1:] != ordered[:-1]
-    inverse = np.empty(len(values), dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return ordered[new], order[new], inverse
 
 
 def _variants(words: Packed) -> Tuple[np.ndarray, np.ndarray]:
