@@ -94,13 +94,15 @@ def search_flat(
             # Exact search finds every row a shortlist could add.
             product = (batch @ index.postings).tocsr()
             # Each row's best top_n first: the product is too long to sort whole.
-            q, pos = _best_of_rows(product.indptr, product.data, top_n)
+            q, pos = _best_of_rows(product.indptr, top_n, lambda i, lo, hi, p=product: p.data[lo:hi])
             rows, scores = product.indices[pos].astype(np.int64), product.data[pos]
         else:
             counts = n_grams[start : start + batch_size]
             found = []
             if shortlist is not None:
-                found.append(shortlist(start, start + batch.shape[0], lambda qq, rr: length_factor(index, rr, counts[qq])))
+                found.append(shortlist(
+                    start, start + batch.shape[0], lambda qq, rr: length_factor(index, rr, counts[qq].astype(np.float32))
+                ))
             if grams or shortlist is None:
                 found.append(_shortlist(index, batch, counts, budget=budget, min_grams=min_grams, rescore=rescore))
             q, rows = _union(found, n_rows=index.n_rows)
@@ -164,33 +166,28 @@ def _shortlist(
     )
     rare.eliminate_zeros()
     partial = (rare @ index.postings).tocsr()
-    indptr = partial.indptr
-    # Positions of the kept entries, row by row: a long row's best by
-    # argpartition (linear), a short row whole. Arrays the size of the whole
-    # product (millions of entries at a million names) cost more than this loop.
-    kept = [
-        np.arange(indptr[i], indptr[i + 1])
-        if indptr[i + 1] - indptr[i] <= rescore
-        else indptr[i] + np.argpartition(-_ranking_key(index, partial, i, n_grams[i]), rescore)[:rescore]
-        for i in range(batch.shape[0])
-    ]
-    q = np.repeat(np.arange(batch.shape[0], dtype=np.int64), [len(k) for k in kept])
-    pos = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    q, pos = _best_of_rows(partial.indptr, rescore, lambda i, lo, hi: _ranking_key(index, partial, i, n_grams[i]))
     return q, partial.indices[pos].astype(np.int64)
 
 
-def _best_of_rows(indptr: np.ndarray, keys: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Positions of the (up to) k largest keys of each CSR row.
+def _best_of_rows(
+    indptr: np.ndarray, k: int, key: Callable[[int, int, int], np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Positions of the (up to) k largest keys of each CSR row: a long row's
+    best by argpartition (linear), a short row whole. Keys are asked for row
+    by row, for long rows only: arrays the size of the whole product
+    (millions of entries at a million names) cost more than this loop.
 
     indptr (np.ndarray): Row offsets.
-    keys (np.ndarray): One key per entry.
     k (int): Entries kept per row.
+    key (Callable[[int, int, int], np.ndarray]): (row, lo, hi) -> the keys
+        of the row's entries lo:hi.
     RETURNS (Tuple[np.ndarray, np.ndarray]): int64 row and position per kept entry.
     """
     kept = [
         np.arange(indptr[i], indptr[i + 1])
         if indptr[i + 1] - indptr[i] <= k
-        else indptr[i] + np.argpartition(-keys[indptr[i] : indptr[i + 1]], k)[:k]
+        else indptr[i] + np.argpartition(-key(i, indptr[i], indptr[i + 1]), k)[:k]
         for i in range(len(indptr) - 1)
     ]
     q = np.repeat(np.arange(len(kept), dtype=np.int64), [len(x) for x in kept])
@@ -203,12 +200,13 @@ def length_factor(index: "NgramIndex", rows: np.ndarray, n_grams: np.ndarray) ->
 
     index (NgramIndex): The index.
     rows (np.ndarray): Rows.
-    n_grams (np.ndarray): 3-grams of each row's query.
-    RETURNS (np.ndarray): float32 factors.
+    n_grams (np.ndarray): 3-grams of each row's query, or one count for all;
+        float32 gives float32 factors, an integer count float64 (numpy's
+        promotion against the rows' float32 counts).
+    RETURNS (np.ndarray): The factors.
     """
     counts = index.row_grams[rows].astype(np.float32)
-    n = np.asarray(n_grams, dtype=np.float32)
-    return (np.minimum(counts, n) / np.maximum(np.maximum(counts, n), 1)) ** LENGTH_POWER
+    return (np.minimum(counts, n_grams) / np.maximum(np.maximum(counts, n_grams), 1)) ** LENGTH_POWER
 
 
 def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: int) -> np.ndarray:
@@ -223,10 +221,7 @@ def _ranking_key(index: "NgramIndex", partial: sp.csr_matrix, i: int, n_grams: i
     (`benchmarks/results/kb_scale.md`).
     """
     lo, hi = partial.indptr[i], partial.indptr[i + 1]
-    # One factor per 3-gram count (0..255): a table look-up per candidate.
-    counts = np.arange(256, dtype=np.float32)
-    factor = (np.minimum(counts, n_grams) / np.maximum(np.maximum(counts, n_grams), 1)) ** LENGTH_POWER
-    return partial.data[lo:hi] * factor[index.row_grams[partial.indices[lo:hi]]]
+    return partial.data[lo:hi] * length_factor(index, partial.indices[lo:hi], n_grams)
 
 
 def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
