@@ -54,10 +54,12 @@ def build_kb_cli(
     alias) = c'(alias, entity) / sum over entities, the counts plus
     --pseudo-count for the dictionary's names of each entity."""
     start = time.perf_counter()
-    from ..kb.cascade_config import RETRIEVALS
+    from ..kb.cascade_config import CascadeConfig
 
-    if ngram_retrieval not in RETRIEVALS:
-        msg.fail(f"--ngram-retrieval must be one of {', '.join(RETRIEVALS)} (got {ngram_retrieval!r})", exits=1)
+    try:  # the settings' own check, before any work
+        CascadeConfig(ngram_retrieval=ngram_retrieval)
+    except ValueError as err:
+        msg.fail(f"--ngram-retrieval: {err}", exits=1)
     # No spaCy here either (torch comes with it through thinc): only
     # --aliases-from imports it, to read its DocBins.
     from ..kb.mentions import add_mention_aliases, linked_labels, read_linked_mentions

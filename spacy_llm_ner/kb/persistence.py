@@ -102,12 +102,44 @@ def save_folder(path: Path, cfg: Dict[str, Any], store: EntityStore) -> None:
     cfg (Dict[str, Any]): The KB's settings (meta.json).
     store (EntityStore): Segments, idf, vectors.
     """
+    for i, seg in enumerate(store.segments):
+        save_segment(path, i, seg)
+    save_head(path, cfg, store)
+
+
+def save_segment(path: Path, i: int, seg: Segment) -> Path:
+    """Write segment i of a folder.
+
+    path (Path): The folder. i (int): The segment's number. seg (Segment): It.
+    RETURNS (Path): The segment's folder.
+    """
+    folder = path / "segments" / str(i)
+    save_bundle(folder, seg.saved_arrays(), seg.tries, seg.meta)
+    return folder
+
+
+def save_head(path: Path, cfg: Dict[str, Any], store: EntityStore) -> None:
+    """Write the vectors, the idf and meta.json, after the segments: a folder
+    cut short by a crash has no meta.json, and loading it says so instead of
+    reading part of a KB.
+
+    path (Path): The folder. cfg (Dict[str, Any]): The settings.
+    store (EntityStore): Its vectors and idf.
+    """
     arrays = {"vectors": store.vectors}
     if store.idf is not None:
         arrays.update(store.idf.arrays())
     save_bundle(path, arrays, {}, cfg)
-    for i, seg in enumerate(store.segments):
-        save_bundle(path / "segments" / str(i), seg.saved_arrays(), seg.tries, seg.meta)
+
+
+def load_segment(path: Path, i: int, idf: Idf, *, mmap: bool) -> Segment:
+    """Read segment i of a folder.
+
+    path (Path): The folder. i (int): The segment's number.
+    idf (Idf): The KB's n-gram idf. mmap (bool): Memory-map it.
+    RETURNS (Segment): The segment.
+    """
+    return Segment(*load_bundle(path / "segments" / str(i), mmap=mmap), idf=idf)  # type: ignore[arg-type]
 
 
 def load_folder(path: Path, *, mmap: bool) -> Tuple[Dict[str, Any], EntityStore]:
@@ -121,10 +153,7 @@ def load_folder(path: Path, *, mmap: bool) -> Tuple[Dict[str, Any], EntityStore]
     arrays, _, cfg = load_bundle(path, mmap=mmap)
     check_format(cfg)
     idf = Idf.from_arrays(arrays) if "idf_buckets" in arrays else None
-    segments = [
-        Segment(*load_bundle(path / "segments" / str(i), mmap=mmap), idf=idf)  # type: ignore[arg-type]
-        for i in range(int(cfg["n_segments"]))
-    ]
+    segments = [load_segment(path, i, idf, mmap=mmap) for i in range(int(cfg["n_segments"]))]
     return cfg, EntityStore(segments=segments, idf=idf, vectors=arrays["vectors"])
 
 

@@ -103,8 +103,10 @@ class EntityStore:
 
     def _n_sealed(self) -> int:
         """How many leading segments merging leaves alone (at least the first)."""
+        if len(self.segments[0]) < SEALED_SIZE:
+            return 1
         n = 1
-        while n < len(self.segments) and len(self.segments[n]) >= SEALED_SIZE and len(self.segments[0]) >= SEALED_SIZE:
+        while n < len(self.segments) and len(self.segments[n]) >= SEALED_SIZE:
             n += 1
         return n
 

@@ -15,10 +15,9 @@ from typing import Iterable, Iterator, List, Sequence, Union
 import numpy as np
 
 from .candidates import STAGES, CascadeConfig
-from .persistence import kb_settings, save_folder
+from .persistence import kb_settings, load_segment, save_folder, save_head, save_segment
 from .records import EntityRecord
 from .segment import Segment
-from .storage import load_bundle, save_bundle
 from .store import EntityStore
 
 __all__ = ["write_kb"]
@@ -68,10 +67,7 @@ def write_kb(
         use_doc_abbreviations=use_doc_abbreviations, n_segments=len(store.segments),
     )
     if segment_size > 0:
-        # meta.json last: a folder cut short by a crash has none, and loading
-        # it says so instead of reading part of a KB.
-        arrays = {"vectors": store.vectors, **(store.idf.arrays() if store.idf is not None else {})}
-        save_bundle(Path(path), arrays, {}, cfg)
+        save_head(Path(path), cfg, store)  # the segments are written already
     else:
         save_folder(Path(path), cfg, store)
     return store
@@ -92,10 +88,9 @@ def _write_segments(
         built = Segment.build(chunk, idf=idf, taken=taken)
         if idf is None:
             idf = built.ngrams.idf
-        folder = path / "segments" / str(i)
-        save_bundle(folder, built.saved_arrays(), built.tries, built.meta)
+        save_segment(path, i, built)
         del built
-        segments.append(Segment(*load_bundle(folder, mmap=True), idf=idf))  # type: ignore[arg-type]
+        segments.append(load_segment(path, i, idf, mmap=True))
     n = sum(len(seg) for seg in segments)
     return EntityStore(segments=segments, idf=idf, vectors=np.zeros((n, vector_length), dtype=np.float32))
 
