@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from conftest import TRAIN_DATA  # noqa: E402
-from util import ents, examples, make_nlp, train  # noqa: E402
+from util import ents, examples, overfitted_pipeline, train  # noqa: E402
 
 from spacy_llm_ner.cli import app  # noqa: E402
 from spacy_llm_ner.ml.onnx_backend import OnnxBackbone  # noqa: E402
@@ -55,12 +55,7 @@ def assert_close(expected: list, got: list, tolerance: float) -> None:
 @pytest.fixture(scope="module")
 def fp32_dir(tiny_bert_dir, tmp_path_factory) -> Path:
     """A tiny torch pipeline overfitted on TRAIN_DATA, saved."""
-    fix_random_seed(0)
-    nlp = make_nlp("transformer", model_dir=tiny_bert_dir, head_lr_scale=5.0)
-    train(nlp, TRAIN_DATA, steps=60, learn_rate=0.01)
-    path = tmp_path_factory.mktemp("torch") / "model"
-    nlp.to_disk(path)
-    return path
+    return overfitted_pipeline(tiny_bert_dir, TRAIN_DATA, tmp_path_factory.mktemp("torch") / "model", steps=60)
 
 
 @pytest.fixture(scope="module", params=[None, "dynamic_int8_per_channel"], ids=["fp32", "int8"])

@@ -13,7 +13,7 @@ from transformers import BertModel
 from typer.testing import CliRunner
 
 from conftest import TRAIN_DATA, save_tiny_bert
-from util import ents, examples, make_nlp, train
+from util import ents, examples, make_nlp, overfitted_pipeline, train
 
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.ml.prune import (
@@ -48,12 +48,7 @@ def bert_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def fp32_dir(bert_dir, tmp_path_factory) -> Path:
     """A tiny pipeline overfitted on TRAIN_DATA, saved: the teacher."""
-    fix_random_seed(0)
-    nlp = make_nlp("transformer", model_dir=bert_dir, head_lr_scale=5.0)
-    train(nlp, TRAIN_DATA, steps=40, learn_rate=0.01)
-    path = tmp_path_factory.mktemp("teacher") / "model"
-    nlp.to_disk(path)
-    return path
+    return overfitted_pipeline(bert_dir, TRAIN_DATA, tmp_path_factory.mktemp("teacher") / "model", steps=40)
 
 
 @pytest.fixture(scope="module")

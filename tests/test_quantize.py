@@ -10,7 +10,7 @@ from thinc.api import fix_random_seed
 from typer.testing import CliRunner
 
 from conftest import TRAIN_DATA
-from util import ents, examples, make_nlp, train
+from util import ents, examples, overfitted_pipeline, train
 
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.ml.rewrite import V3, quantize_pipeline, size_on_disk
@@ -33,12 +33,7 @@ def predictions(nlp: spacy.Language) -> list:
 @pytest.fixture(scope="module")
 def fp32_dir(tiny_bert_dir, tmp_path_factory) -> Path:
     """A tiny pipeline overfitted on TRAIN_DATA, saved."""
-    fix_random_seed(0)
-    nlp = make_nlp("transformer", model_dir=tiny_bert_dir, head_lr_scale=5.0)
-    train(nlp, TRAIN_DATA, steps=60, learn_rate=0.01)
-    path = tmp_path_factory.mktemp("fp32") / "model"
-    nlp.to_disk(path)
-    return path
+    return overfitted_pipeline(tiny_bert_dir, TRAIN_DATA, tmp_path_factory.mktemp("fp32") / "model", steps=60)
 
 
 @pytest.fixture(scope="module", params=QUANTIZE_METHODS)

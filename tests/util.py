@@ -1,10 +1,12 @@
 """Pipelines and gold docs built in tests: tiny random BERT or spaCy's CNN Tok2Vec."""
+from pathlib import Path
 from typing import List, Tuple
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
+from thinc.api import fix_random_seed
 
 # The transformer backbone's strided windows (in spaCy tokens).
 WINDOW, STRIDE = 16, 12
@@ -51,6 +53,20 @@ def train(nlp: Language, data, *, steps: int = 80, learn_rate: float = 0.002) ->
     for _ in range(steps):
         nlp.update(egs, sgd=optimizer, losses={})
     return egs
+
+
+def overfitted_pipeline(model_dir: str, data, path, *, steps: int) -> "Path":
+    """A tiny transformer_ner pipeline on `model_dir`, trained `steps`
+    updates on `data` from seed 0 and saved to `path` (the teacher or fp32
+    reference of the compression tests).
+
+    RETURNS (Path): `path`.
+    """
+    fix_random_seed(0)
+    nlp = make_nlp("transformer", model_dir=model_dir, head_lr_scale=5.0)
+    train(nlp, data, steps=steps, learn_rate=0.01)
+    nlp.to_disk(path)
+    return path
 
 
 def ents(doc) -> List[Tuple[int, int, str]]:
