@@ -52,8 +52,9 @@ class WordIndex:
     hash (np.ndarray): uint64 sorted hashes of the distinct words.
     indptr (np.ndarray): int64 CSR offsets of each word's rows.
     rows (np.ndarray): int32 rows containing each word.
-    del_hash (np.ndarray): uint64 sorted hashes of the words' deletions.
-    del_word (np.ndarray): int32 word of each deletion.
+    del_hash (np.ndarray): uint64 sorted hashes of the words' variants
+        (deletions and cut endings, see the module docstring).
+    del_word (np.ndarray): int32 word of each variant.
     n_rows (int): Number of rows indexed.
     """
 
