@@ -14,7 +14,7 @@ test F, latency and words/second are measured by `benchmarks/frontier.py
 all`, which lists them beside the teacher, its int8 copy and the CNN
 students, in the same interleaved speed rounds (a speed measured in another
 process, at another time, on this shared machine would not compare).
-Iterative settings (6 -> 4 -> 3 layers) prune the previous setting's
+Iterative settings (6 -> 4 -> 3 -> 2 layers) prune the previous setting's
 recovered pipeline, with the original teacher as soft targets (`--teacher`).
 """
 import json
@@ -38,6 +38,7 @@ SETTINGS: Dict[str, Dict] = {
     "pruned_l4_h8": {"args": ["--layers", "4", "--heads-per-layer", "8"]},
     "pruned_l3": {"args": ["--layers", "3"], "from": "pruned_l4"},
     "pruned_l3_h8": {"args": ["--layers", "3", "--heads-per-layer", "8"], "from": "pruned_l4_h8"},
+    "pruned_l2": {"args": ["--layers", "2"], "from": "pruned_l3"},
 }
 
 app = typer_app(__doc__)
