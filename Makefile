@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# Pin the CPU build of PyTorch first: an unpinned torch pulls multi-GB CUDA wheels.
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[model,test,onnx,annotate,dask,ray]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[model,test,onnx,annotate,ann,dask,ray]"
 	touch $@
 
 install: $(VENV)/.installed
