@@ -1,20 +1,17 @@
 """Nearest-neighbour search over a table of entity vectors.
 
-`VectorIndex` keeps an (n, dim) table of entity vectors (float16 or float32)
-in a .npy file that is memory-mapped (numpy.load mmap_mode="r"), with an
-approximate nearest-neighbour (ANN) index beside it: faiss (IVF with scalar
-or product quantisation, or HNSW) or usearch (HNSW). A search asks the ANN
-index for a shortlist of `k * refine` rows and rescores them exactly against
-the mapped table, so a compressed index only has to get the true neighbours
-into the shortlist, not rank them. The "exact" backend scans the whole table
-(the reference, and the fallback when neither library is installed).
-
-Processes that load the same folder share the pages of the table and of the
-index (both are mapped, not read), and loading takes milliseconds.
-
-faiss and usearch are imported when first used, not with this module: they
-are optional (pip install 'spacy-llm-ner[ann]').
+`VectorIndex` keeps an (n, dim) table of vectors (float16 or float32) in a
+.npy file, memory-mapped, with an ANN index beside it: faiss (IVF or HNSW)
+or usearch (HNSW), both optional (pip install 'spacy-llm-ner[ann]') and
+imported on first use. A search takes the ANN's shortlist of k * refine rows
+and rescores it exactly against the mapped table, so a compressed index only
+has to get the true neighbours into the shortlist, not rank them. The
+"exact" backend scans the table: the reference, and the fallback without
+either library. A saved index is loaded mapped, table and index alike:
+processes share the pages, and loading takes milliseconds.
 """
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -40,33 +37,19 @@ EXTRA = "pip install 'spacy-llm-ner[ann]'"
 VectorsLike = Union[numpy.ndarray, Iterable[numpy.ndarray]]
 
 
-def _import_faiss() -> Any:
+def _require(module: str) -> Any:
+    # Optional packages, imported on first use: "faiss" or "usearch.index".
     try:
-        import faiss
+        return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"The faiss backend of VectorIndex needs faiss-cpu: {EXTRA}") from err
-    return faiss
-
-
-def _import_usearch() -> Any:
-    try:
-        from usearch import index as usearch_index
-    except ImportError as err:
-        raise ImportError(f"The usearch backend of VectorIndex needs usearch: {EXTRA}") from err
-    return usearch_index
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
+        package = {"faiss": "faiss-cpu"}.get(module, module.split(".")[0])
+        raise ImportError(f"VectorIndex's {module.split('.')[0]} backend needs {package}: {EXTRA}") from err
 
 
 def resolve_backend(backend: str, n_rows: int) -> str:
-    """The backend that "auto" stands for, or `backend` itself once checked.
+    """The backend (one of BACKENDS) that "auto" stands for at n_rows, or
+    `backend` itself once checked.
 
-    backend (str): One of BACKENDS.
-    n_rows (int): The table's rows.
     RETURNS (str): "usearch", "faiss" or "exact".
     RAISES (ValueError): For an unknown backend.
     """
@@ -77,18 +60,14 @@ def resolve_backend(backend: str, n_rows: int) -> str:
     if n_rows < AUTO_EXACT_BELOW:
         return "exact"
     # Preference chosen by benchmarks/entity_ann.py (see its docstring).
-    for name in ("usearch", "faiss"):
-        if _installed(name):
-            return name
-    return "exact"
+    return next((name for name in ("usearch", "faiss") if importlib.util.find_spec(name)), "exact")
 
 
 def default_params(backend: str, n_rows: int) -> Dict[str, Any]:
-    """Build and search parameters of a backend for a table of `n_rows`.
+    """Build and search parameters of a backend ("faiss", "usearch" or
+    "exact") for a table of n_rows (saved in meta.json).
 
-    backend (str): "faiss", "usearch" or "exact".
-    n_rows (int): The table's rows.
-    RETURNS (Dict[str, Any]): The parameters (saved in meta.json).
+    RETURNS (Dict[str, Any]): The parameters.
     """
     if backend == "faiss":
         # IVF lists grow as ~sqrt(n) (a power of two, so sizes stay familiar);
@@ -134,16 +113,12 @@ def _is_file(vectors: VectorsLike, path: Path) -> bool:
 def write_table(
     vectors: VectorsLike, path: Optional[Path], *, n_rows: int, dim: Optional[int], metric: str, dtype: str
 ) -> numpy.ndarray:
-    """Write vectors to a .npy file chunk by chunk (normalised for "cosine"),
-    or into memory when there is no path.
+    """Write vectors chunk by chunk (normalised for "cosine") to a .npy file
+    (path) or into memory (path None).
 
     vectors (VectorsLike): One (n, dim) array or (rows, dim) chunks.
-    path (Optional[Path]): The .npy file; None keeps the table in memory.
-    n_rows (int): The total number of rows.
-    dim (Optional[int]): The width; None takes the first chunk's.
-    metric (str): "cosine" or "ip".
-    dtype (str): "float16" or "float32".
-    RETURNS (numpy.ndarray): The table, memory-mapped read-only when written.
+    RETURNS (numpy.ndarray): The (n_rows, dim) table, read-only mapped when
+        written to a file.
     RAISES (ValueError): If the chunks disagree with n_rows or dim.
     """
     table: Optional[numpy.ndarray] = None
@@ -184,15 +159,9 @@ class VectorIndex:
         self, table: numpy.ndarray, *, backend: str, metric: str, params: Dict[str, Any], ann: Any = None,
         refine: int = 4,
     ) -> None:
-        """Use `build` or `load`; this wraps what they make.
-
-        table (numpy.ndarray): (n, dim) vectors, normalised for "cosine".
-        backend (str): "faiss", "usearch" or "exact".
-        metric (str): "cosine" or "ip".
-        params (Dict[str, Any]): The backend's parameters.
-        ann (Any): The backend's index object (None for "exact").
-        refine (int): Shortlist size as a multiple of k.
-        """
+        """Made by `build` and `load`: the (n, dim) table (normalised for
+        "cosine"), the backend's index object `ann` (None for "exact") and
+        parameters, and the shortlist size `refine` (a multiple of k)."""
         self.table, self.backend, self.metric = table, backend, metric
         self.params, self.ann, self.refine = params, ann, refine
 
@@ -230,7 +199,7 @@ class VectorIndex:
         RETURNS (VectorIndex): The index.
         RAISES (ValueError): For an unknown backend, metric or dtype, or
             chunks that disagree in shape.
-        RAISES (ImportError): If the backend's package is not installed.
+        RAISES (ImportError): If the backend's package is missing.
         """
         if metric not in METRICS:
             raise ValueError(f"Unknown metric {metric!r}: use one of {', '.join(METRICS)}")
@@ -305,7 +274,7 @@ class VectorIndex:
             write_table(self.table, tmp, n_rows=self.n_rows, dim=self.dim, metric="ip", dtype=str(self.table.dtype))
             os.replace(tmp, path)
         if self.backend == "faiss":
-            _import_faiss().write_index(self.ann, str(folder / INDEX_FILES["faiss"]))
+            _require("faiss").write_index(self.ann, str(folder / INDEX_FILES["faiss"]))
         elif self.backend == "usearch":
             self.ann.save(str(folder / INDEX_FILES["usearch"]))
         meta = {
@@ -332,12 +301,13 @@ class VectorIndex:
         table = numpy.load(folder / VECTORS_FILE, mmap_mode="r")
         if table.shape != (meta["n"], meta["dim"]):
             raise ValueError(f"{folder}: table of shape {table.shape}, meta.json says ({meta['n']}, {meta['dim']})")
-        ann = None
-        if meta["backend"] == "faiss":
-            faiss = _import_faiss()
-            ann = faiss.read_index(str(folder / INDEX_FILES["faiss"]), faiss.IO_FLAG_MMAP)
-        elif meta["backend"] == "usearch":
-            ann = _import_usearch().Index.restore(str(folder / INDEX_FILES["usearch"]), view=True)
+        ann, backend = None, meta["backend"]
+        # Mapped, not read: processes share the pages, and loading is instant.
+        if backend == "faiss":
+            faiss = _require("faiss")
+            ann = faiss.read_index(str(folder / INDEX_FILES[backend]), faiss.IO_FLAG_MMAP)
+        elif backend == "usearch":
+            ann = _require("usearch.index").Index.restore(str(folder / INDEX_FILES[backend]), view=True)
         return cls(table, backend=meta["backend"], metric=meta["metric"], params=meta["params"], ann=ann,
                    refine=meta["refine"])
 
@@ -345,11 +315,9 @@ class VectorIndex:
 
 
 def exact_search(table: numpy.ndarray, queries: numpy.ndarray, k: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Brute-force top k by inner product, one pass over the table in chunks.
+    """Brute-force top k (at most n) by inner product of float32 queries,
+    one pass over the table in chunks.
 
-    table (numpy.ndarray): (n, dim) vectors (a map is read chunk by chunk).
-    queries (numpy.ndarray): (m, dim) float32 queries.
-    k (int): Rows per query (at most n).
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): rows (m, k) int64 and
         scores (m, k) float32, best first.
     """
@@ -373,12 +341,9 @@ def exact_search(table: numpy.ndarray, queries: numpy.ndarray, k: int) -> Tuple[
 def rescore(
     table: numpy.ndarray, queries: numpy.ndarray, rows: numpy.ndarray, k: int
 ) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Exact scores of shortlisted rows, and the best k of them.
+    """The best k of each query's shortlisted rows ((m, s), -1 for none) by
+    exact scores against the table.
 
-    table (numpy.ndarray): (n, dim) vectors.
-    queries (numpy.ndarray): (m, dim) float32 queries.
-    rows (numpy.ndarray): (m, s) shortlisted rows, -1 for none.
-    k (int): Rows kept per query (at most s).
     RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): rows (m, k) int64 and
         scores (m, k) float32, best first.
     """
@@ -412,7 +377,7 @@ def _sample_rows(n_rows: int, count: int) -> numpy.ndarray:
 
 
 def _build_faiss(table: numpy.ndarray, params: Dict[str, Any], *, threads: int) -> Any:
-    faiss = _import_faiss()
+    faiss = _require("faiss")
     if threads:
         faiss.omp_set_num_threads(threads)
     index = faiss.index_factory(table.shape[1], params["factory"], faiss.METRIC_INNER_PRODUCT)
@@ -424,19 +389,20 @@ def _build_faiss(table: numpy.ndarray, params: Dict[str, Any], *, threads: int) 
     return index
 
 
-def _search_faiss(index: Any, queries: numpy.ndarray, count: int, breadth: Optional[int], threads: int) -> numpy.ndarray:
-    faiss = _import_faiss()
+def _search_faiss(index: Any, queries: numpy.ndarray, count: int, breadth: Optional[int], threads: int) -> Any:
+    faiss = _require("faiss")
     if threads:
         faiss.omp_set_num_threads(threads)
     if breadth:
         name = "efSearch" if "HNSW" in type(index).__name__ else "nprobe"
-        faiss.ParameterSpace().set_index_parameter(index, name, int(max(breadth, count) if name == "efSearch" else breadth))
+        value = max(breadth, count) if name == "efSearch" else breadth
+        faiss.ParameterSpace().set_index_parameter(index, name, int(value))
     _, rows = index.search(queries, count)
     return rows.astype("int64")
 
 
 def _build_usearch(table: numpy.ndarray, params: Dict[str, Any], *, threads: int) -> Any:
-    usearch_index = _import_usearch()
+    usearch_index = _require("usearch.index")
     index = usearch_index.Index(
         ndim=table.shape[1], metric="ip", dtype=params["quantization"], connectivity=params["connectivity"],
         expansion_add=params["expansion_add"], expansion_search=params["breadth"],
@@ -447,7 +413,7 @@ def _build_usearch(table: numpy.ndarray, params: Dict[str, Any], *, threads: int
     return index
 
 
-def _search_usearch(index: Any, queries: numpy.ndarray, count: int, breadth: Optional[int], threads: int) -> numpy.ndarray:
+def _search_usearch(index: Any, queries: numpy.ndarray, count: int, breadth: Optional[int], threads: int) -> Any:
     if breadth:
         # HNSW returns at most expansion_search results: never fewer than asked.
         index.expansion_search = int(max(breadth, count))
