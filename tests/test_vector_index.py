@@ -94,6 +94,17 @@ def test_chunked_build_into_folder_equals_one_array(data, backend, tmp_path):
     numpy.testing.assert_array_equal(VectorIndex.load(tmp_path).search(queries, K)[0], whole.search(queries, K)[0])
 
 
+def test_rebuild_leaves_loaded_map_intact(data, tmp_path):
+    vectors, queries = data
+    VectorIndex.build(vectors, folder=tmp_path, backend="exact")
+    loaded = VectorIndex.load(tmp_path)
+    before = loaded.search(queries, K)
+    rebuilt = VectorIndex.build(vectors[::-1].copy(), folder=tmp_path, backend="exact")
+    numpy.testing.assert_array_equal(loaded.search(queries, K)[0], before[0])
+    numpy.testing.assert_array_equal(rebuilt.search(queries, K)[0], N - 1 - before[0])
+    assert isinstance(rebuilt.table, numpy.memmap)
+
+
 def test_chunk_iterator_needs_n_rows(data):
     vectors, _ = data
     with pytest.raises(ValueError, match="n_rows"):

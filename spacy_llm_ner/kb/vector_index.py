@@ -144,6 +144,16 @@ def write_table(
     return numpy.load(path, mmap_mode="r")
 
 
+def _replace_table(vectors: VectorsLike, path: Path, **options: Any) -> numpy.ndarray:
+    # Written aside and renamed: another process (or this one) may have the
+    # old file mapped, and must keep seeing the old rows, not torn ones.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+    write_table(vectors, tmp, **options)
+    os.replace(tmp, path)
+    return numpy.load(path, mmap_mode="r")
+
+
 def _check_unit_rows(table: numpy.ndarray) -> None:
     for start in range(0, len(table), CHUNK_ROWS):
         norms = numpy.linalg.norm(numpy.asarray(table[start : start + CHUNK_ROWS], dtype="float32"), axis=1)
@@ -212,10 +222,10 @@ class VectorIndex:
             table = numpy.load(path, mmap_mode="r")
             if metric == "cosine":
                 _check_unit_rows(table)
+        elif path is not None:
+            table = _replace_table(vectors, path, n_rows=total, dim=dim, metric=metric, dtype=dtype)
         else:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            table = write_table(vectors, path, n_rows=total, dim=dim, metric=metric, dtype=dtype)
+            table = write_table(vectors, None, n_rows=total, dim=dim, metric=metric, dtype=dtype)
         settings = {**default_params(backend, total), **(params or {})}
         builder = {"faiss": _build_faiss, "usearch": _build_usearch}.get(backend)
         ann = builder(table, settings, threads=threads) if builder else None
@@ -261,7 +271,8 @@ class VectorIndex:
         return rescore(self.table, queries, rows, k)
 
     def to_disk(self, folder: Union[str, Path]) -> None:
-        """Save the table, the index and meta.json in a folder.
+        """Save the table, the index and meta.json in a folder; the table is
+        then the saved file's map.
 
         folder (Union[str, Path]): The folder (created if needed).
         """
@@ -269,10 +280,8 @@ class VectorIndex:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / VECTORS_FILE
         if not _is_file(self.table, path):
-            # Written aside and renamed: the table may be a map of that file.
-            tmp = folder / f".vectors.{os.getpid()}.npy"
-            write_table(self.table, tmp, n_rows=self.n_rows, dim=self.dim, metric="ip", dtype=str(self.table.dtype))
-            os.replace(tmp, path)
+            self.table = _replace_table(self.table, path, n_rows=self.n_rows, dim=self.dim, metric="ip",
+                                        dtype=str(self.table.dtype))
         if self.backend == "faiss":
             _require("faiss").write_index(self.ann, str(folder / INDEX_FILES["faiss"]))
         elif self.backend == "usearch":
