@@ -17,6 +17,7 @@ from spacy_llm_ner.kb.persistence import FORMAT_VERSION
 
 FORMAT1 = Path(__file__).parent / "fixtures" / "kb_format1"
 FORMAT2 = Path(__file__).parent / "fixtures" / "kb_format2"  # the same records, saved before the word index
+FORMAT3 = Path(__file__).parent / "fixtures" / "kb_format3"  # ... before the names' hashes
 WORDS = ["renal", "cardiac", "hepatic", "tumor", "fever", "syndrome", "disease", "acute", "chronic", "kidney",
          "insufficiency", "carcinoma", "dementia", "diabetes", "mellitus", "pressure", "blood", "lung"]
 
@@ -86,12 +87,19 @@ def test_normalize_batch_equals_normalize():
     for alphabet in alphabets:
         texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(2000)]
     texts += [t + "'s" for t in texts[:300]] + [t + "s" for t in texts[:300]]
+    # Words at the edges of the plural rules: -sses, -ies, -sis, -ss, -us, -is, short words.
+    letters = "aeiousyb"
+    texts += [
+        " ".join("".join(rng.choice(letters) for _ in range(rng.randint(0, 6))) + rng.choice(
+            ["s", "ss", "es", "sses", "ies", "sis", "us", "is", "'s", "s1", ""]) for _ in range(rng.randint(1, 4)))
+        for _ in range(3000)
+    ]
     for start in range(0, len(texts), 97):
         chunk = texts[start : start + 97]
         assert normalize_batch(chunk) == [normalize(t) for t in chunk]
 
 
-@pytest.mark.parametrize("folder,version", [(FORMAT1, 1), (FORMAT2, 2)])
+@pytest.mark.parametrize("folder,version", [(FORMAT1, 1), (FORMAT2, 2), (FORMAT3, 3)])
 def test_older_format_kb_loads_and_finds_the_same(folder, version):
     expected = json.loads((folder / "expected.json").read_text(encoding="utf8"))
     assert json.loads((folder / "meta.json").read_text(encoding="utf8"))["format"] == version
@@ -107,7 +115,7 @@ def test_older_format_kb_loads_and_finds_the_same(folder, version):
             np.testing.assert_allclose([c.score for c in got], [w[3] for w in want], atol=1e-5)
 
 
-@pytest.mark.parametrize("folder", [FORMAT1, FORMAT2])
+@pytest.mark.parametrize("folder", [FORMAT1, FORMAT2, FORMAT3])
 def test_older_format_kb_saves_as_current_format(tmp_path, folder):
     kb = LinkerKB.load(folder, Vocab())
     kb.to_disk(tmp_path / "kb")

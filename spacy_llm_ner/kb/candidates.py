@@ -28,14 +28,14 @@ import numpy as np
 
 from .abbreviations import find_abbreviations
 from .cascade_config import RETRIEVALS, STAGES, CascadeConfig  # noqa: F401  (re-exported)
-from .lookup import Hits, gather
+from .lookup import Hits, gather, trie_keys
+from .ngram_search import search_flat
 from .offers import Offers, best_per_row
 from .normalize_batch import normalize_batch
 
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.tokens import Doc, Span
 
-    from .ngram_search import Shortlist
     from .ngrams import Idf
     from .segment import Segment
 
@@ -274,7 +274,8 @@ def _ngram_stage(
     segments: Sequence["Segment"], starts: np.ndarray, queries: _Queries, todo: np.ndarray, config: CascadeConfig, top_k: int
 ) -> Offers:
     """Entities whose normalised names are nearest to the queries' by
-    3-gram cosine (each name's entities with P(entity | name)).
+    3-gram cosine (each name's entities with P(entity | name)), the
+    segments searched as one index.
 
     segments (Sequence[Segment]): The KB's segments.
     starts (np.ndarray): Global row of each segment's first entity.
@@ -284,39 +285,64 @@ def _ngram_stage(
     top_k (int): Candidates per mention.
     RETURNS (Offers): The offers, in the order of the per-mention loop.
     """
-    n_rows = config.ngram_rows or 3 * top_k
-    vectors, parts, seq_start = None, [], 2 * len(queries.text)
-    for s, seg in enumerate(segments):
-        if seg.ngrams.n_rows == 0:
-            continue
-        if vectors is None:
-            texts = [queries.norm[i] for i in todo]
-            vectors = seg.ngrams.query_vectors(texts)
-        q, keys, scores = seg.ngrams.search_flat(
-            vectors, top_n=n_rows, budget=config.ngram_budget, min_grams=config.ngram_min_grams,
-            rescore=config.rescore, min_score=config.min_ngram_score, shortlist=_word_shortlist(seg, texts, config),
-            grams=config.ngram_retrieval != "words",
-        )
-        # Each found name is looked up in every segment, as a string in the others.
-        strings = [seg.norm_string(k) for k in keys] if len(segments) > 1 else [None] * len(keys)
-        known = [keys if t == s else None for t in range(len(segments))]
-        hits = gather(segments, starts, "norm", strings, keys=known)
-        query = todo[q[hits.group]]
-        seq = seq_start + np.arange(len(hits))
-        seq_start += len(hits)
-        parts.append(_offers(hits, queries, query, scores[hits.group], "ngram", seq))
-    return Offers.concat(parts)
-
-
-def _word_shortlist(seg: "Segment", texts: Sequence[str], config: CascadeConfig) -> Optional["Shortlist"]:
-    """The n-gram stage's candidates from the segment's words, or None to
-    retrieve through 3-grams (configured so, or no word index saved)."""
-    words = seg.words
-    if "words" not in config.ngram_retrieval or words is None:
-        return None
-    return lambda start, end, length_factor: words.shortlist(
-        texts[start:end], length_factor, budget=config.word_budget, rescore=config.word_rescore
+    searched = [s for s, seg in enumerate(segments) if seg.ngrams.n_rows > 0]
+    if not searched:
+        return Offers.concat([])
+    texts = [queries.norm[i] for i in todo]
+    words = "words" in config.ngram_retrieval
+    which, q, keys, scores = search_flat(
+        [segments[s].ngrams for s in searched], segments[searched[0]].ngrams.query_vectors(texts),
+        top_n=config.ngram_rows or 3 * top_k, budget=config.ngram_budget, min_grams=config.ngram_min_grams,
+        rescore=config.rescore, batch_size=64, min_score=config.min_ngram_score,
+        words=[segments[s].words if words else None for s in searched], texts=texts,
+        word_budget=config.word_budget, word_rescore=config.word_rescore, grams=config.ngram_retrieval != "words",
     )
+    seg = np.asarray(searched, dtype=np.int64)[which]
+    if len(segments) > 1:
+        q, seg, keys, scores, known = _found_names(segments, q, seg, keys, scores)
+        hits = gather(segments, starts, "norm", [None] * len(keys), keys=known)
+    else:
+        hits = gather(segments, starts, "norm", [None] * len(keys), keys=[keys])
+    query = todo[q[hits.group]]
+    return _offers(hits, queries, query, scores[hits.group], "ngram", 2 * len(queries.text) + np.arange(len(hits)))
+
+
+def _found_names(
+    segments: Sequence["Segment"], q: np.ndarray, seg: np.ndarray, keys: np.ndarray, scores: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, List[np.ndarray]]:
+    """The names the n-gram stage found in several segments, each once per
+    query, with its key in every segment (-1: absent), so that a name's
+    entities in all segments are offered with P(entity | name) over all.
+    Names are compared and looked up by hash where every segment has its
+    names' hashes (format 4), else as strings through the tries.
+
+    segments (Sequence[Segment]): The KB's segments.
+    q, seg, keys, scores (np.ndarray): Query, segment, norm key and cosine
+        of each found name, by query, best first.
+    RETURNS (Tuple[...]): The same columns without repeated (query, name),
+        and the names' keys per segment.
+    """
+    hashed = all(s.norm_hashes is not None for s in segments)
+    if hashed:
+        names: Sequence = np.zeros(len(keys), dtype=np.uint64)
+        for s, segment in enumerate(segments):
+            names[seg == s] = segment.norm_hashes.of_key[keys[seg == s]]  # type: ignore[index,union-attr]
+    else:
+        names = [segments[s].norm_string(k) for s, k in zip(seg.tolist(), keys.tolist())]
+    seen: Set[Tuple[int, object]] = set()
+    first = np.array([not ((i, t) in seen or seen.add((i, t))) for i, t in zip(q.tolist(), list(names))], dtype=bool)
+    q, seg, keys, scores = q[first], seg[first], keys[first], scores[first]
+    names = names[first] if hashed else [t for t, f in zip(names, first) if f]  # type: ignore[call-overload]
+    known = []
+    for s, segment in enumerate(segments):
+        own = seg == s
+        if hashed:
+            found = segment.norm_hashes.keys(names, ~own)  # type: ignore[union-attr,arg-type]
+        else:
+            found = trie_keys(segment.norms, [None if o else t for o, t in zip(own.tolist(), names)])
+        found[own] = keys[own]
+        known.append(found)
+    return q, seg, keys, scores, known
 
 
 def _ranked(

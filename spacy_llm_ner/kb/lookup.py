@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence
 import numpy as np
 
 from .csr import csr_positions
+from .string_index import hash_strings
 
 if TYPE_CHECKING:  # pragma: no cover
     import marisa_trie
@@ -61,6 +62,25 @@ def trie_keys(trie: "marisa_trie.Trie", strings: Sequence[Optional[str]]) -> np.
     return np.array([get(s, -1) if s else -1 for s in strings], dtype=np.int64)
 
 
+def segment_keys(seg: "Segment", kind: str, strings: Sequence[Optional[str]], hashed: List[np.ndarray]) -> np.ndarray:
+    """Key of each string among a segment's aliases or normal forms: by
+    hash where the segment has its names' hashes, else by trie.
+
+    seg (Segment): The segment.
+    kind (str): "alias" or "norm".
+    strings (Sequence[Optional[str]]): Strings (None or "" never match).
+    hashed (List[np.ndarray]): The strings' hashes and presence, filled on
+        first use so that all segments share them.
+    RETURNS (np.ndarray): int64 keys, -1 where absent.
+    """
+    index = seg.alias_hashes if kind == "alias" else seg.norm_hashes
+    if index is None:
+        return trie_keys(seg.aliases if kind == "alias" else seg.norms, strings)
+    if not hashed:
+        hashed.extend(hash_strings(strings))
+    return index.keys(hashed[0], hashed[1])
+
+
 def gather(
     segments: Sequence["Segment"],
     starts: np.ndarray,
@@ -82,10 +102,11 @@ def gather(
     """
     parts: List[Hits] = []
     entity_priors: List[np.ndarray] = []
+    hashed: List[np.ndarray] = []
     for s, seg in enumerate(segments):
         known = None if keys is None else keys[s]
         if known is None:
-            known = trie_keys(seg.aliases if kind == "alias" else seg.norms, strings)
+            known = segment_keys(seg, kind, strings, hashed)
         found = np.flatnonzero(known >= 0)
         if len(found) == 0:
             continue

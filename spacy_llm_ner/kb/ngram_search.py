@@ -18,12 +18,16 @@ changed is the rest, which used to loop in Python per query and per common
 Results are flat arrays (query, row, score), best first within a query, so
 the cascade can gather the names' entities for the whole batch at once.
 """
-from typing import Callable, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from .csr import csr_positions, distinct
+from .words import best_per_query, shortlist_indexes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .words import WordIndex
 
 
 class NgramIndex(Protocol):
@@ -44,17 +48,13 @@ class NgramIndex(Protocol):
     def to_local(self, queries: sp.csr_matrix) -> sp.csr_matrix: ...
 
 Flat = Tuple[np.ndarray, np.ndarray, np.ndarray]
-# (first query, end query, length factor) -> (query, row) candidates of that
-# slice of the batch, queries counted from the slice's start (e.g.
-# `words.WordIndex.shortlist`).
-Shortlist = Callable[[int, int, Callable[[np.ndarray, np.ndarray], np.ndarray]], Tuple[np.ndarray, np.ndarray]]
 # How hard the shortlist key penalises a length (3-gram count) unlike the
 # query's: of 1, 2 and 4, 4 kept most typo matches at every budget tried.
 LENGTH_POWER = 4
 
 
 def search_flat(
-    index: "NgramIndex",
+    indexes: Sequence["NgramIndex"],
     queries: sp.csr_matrix,
     *,
     top_n: int,
@@ -63,66 +63,111 @@ def search_flat(
     rescore: int,
     batch_size: int,
     min_score: float,
-    shortlist: Optional[Shortlist] = None,
+    words: Optional[Sequence[Optional["WordIndex"]]] = None,
+    texts: Optional[Sequence[str]] = None,
+    word_budget: int = 0,
+    word_rescore: int = 0,
     grams: bool = True,
-) -> Flat:
-    """The rows most similar to each query vector (see `NgramIndex.search`).
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows most similar to each query vector in several indexes (a
+    KB's segments), searched as one (see `NgramIndex.search`): the
+    candidates rescored per query and the rows returned per query are
+    counted over all indexes, so they do not grow with the number of
+    segments.
 
-    index (NgramIndex): The index.
+    indexes (Sequence[NgramIndex]): The indexes (one idf for all).
     queries (scipy.sparse.csr_matrix): Unit query rows in bucket space.
-    top_n (int): Rows per query.
-    budget (int): Posting entries read per query for retrieval (0: all).
+    top_n (int): Rows per query, over all indexes.
+    budget (int): Posting entries read per query for 3-gram retrieval, per
+        index (0: exact search).
     min_grams (int): Rarest 3-grams always used for retrieval.
-    rescore (int): Candidates scored exactly per query.
+    rescore (int): Candidates of the 3-gram retrieval scored exactly per query.
     batch_size (int): Queries per sparse product.
     min_score (float): Drop rows scoring below this.
-    shortlist (Optional[Shortlist]): Candidates from elsewhere (the KB's
-        words), rescored the same way.
-    grams (bool): Also retrieve through the rarest 3-grams (with a
-        `shortlist`: the union of both; without one, always).
-    RETURNS (Flat): int64 query, int64 row, float32 cosine; by query, best
-        first within a query (ties by row).
+    words (Optional[Sequence[Optional[WordIndex]]]): Each index's word
+        index (None: retrieve through its 3-grams only).
+    texts (Optional[Sequence[str]]): The normalised query strings (with `words`).
+    word_budget (int): Posting entries read per query through words.
+    word_rescore (int): Candidates of the word retrieval scored per query.
+    grams (bool): Also retrieve through 3-grams where there are words
+        (the union of both); an index without words always does.
+    RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]): int64
+        index, query and row, float32 cosine; by query, best first within a
+        query (ties by index, then row).
     """
-    local = index.to_local(queries)
+    words = list(words) if words is not None else [None] * len(indexes)
+    local = [index.to_local(queries) for index in indexes]
     n_grams = np.diff(queries.indptr)  # the query's 3-grams, the index's or not
-    parts: List[Flat] = []
-    slots = np.full(len(index.buckets), -1, dtype=np.int64)
-    for start in range(0, local.shape[0], batch_size):
-        batch = local[start : start + batch_size]
-        batch.sort_indices()
-        if budget <= 0 and (grams or shortlist is None):
-            # Exact search finds every row a shortlist could add.
-            product = (batch @ index.postings).tocsr()
-            # Each row's best top_n first: the product is too long to sort whole.
-            q, pos = _best_of_rows(product.indptr, top_n, lambda i, lo, hi, p=product: p.data[lo:hi])
-            rows, scores = product.indices[pos].astype(np.int64), product.data[pos]
-        else:
-            counts = n_grams[start : start + batch_size]
-            found = []
-            if shortlist is not None:
-                found.append(shortlist(
-                    start, start + batch.shape[0], lambda qq, rr: length_factor(index, rr, counts[qq].astype(np.float32))
-                ))
-            if grams or shortlist is None:
-                found.append(_shortlist(index, batch, counts, budget=budget, min_grams=min_grams, rescore=rescore))
-            q, rows = _union(found, n_rows=index.n_rows)
-            scores = _exact_scores(index, batch, q, rows, slots)
-        q, rows, scores = _top(q, rows, scores, top_n=top_n, min_score=min_score)
-        parts.append((q + start, rows, scores))
+    slots = [np.full(len(index.buckets), -1, dtype=np.int64) for index in indexes]
+    parts: List[Tuple[np.ndarray, ...]] = []
+    for start in range(0, queries.shape[0], batch_size):
+        end = min(start + batch_size, queries.shape[0])
+        batches = [_sorted_rows(m, start, end) for m in local]
+        counts = n_grams[start:end]
+        # Per index: (query, row) candidates (a whole product's best when searching exactly).
+        found: List[List[Tuple[np.ndarray, ...]]] = [[] for _ in indexes]
+        with_words = [i for i, w in enumerate(words) if w is not None and texts is not None]
+        if with_words:
+            factors = [_factor(indexes[i], counts) for i in with_words]
+            picked = shortlist_indexes(
+                [words[i] for i in with_words], texts[start:end], factors, budget=word_budget, rescore=word_rescore
+            )
+            for i, (q, rows, _) in zip(with_words, picked):
+                found[i].append((q, rows))
+        by_grams = [i for i in range(len(indexes)) if grams or i not in with_words]
+        if by_grams and budget > 0:
+            picked = best_per_query(
+                [_shortlist(indexes[i], batches[i], counts, budget=budget, min_grams=min_grams, rescore=rescore)
+                 for i in by_grams],
+                rescore,
+            )
+            for i, (q, rows, _) in zip(by_grams, picked):
+                found[i].append((q, rows))
+        scored = []
+        for i, index in enumerate(indexes):
+            if i in by_grams and budget <= 0:  # exact search finds every row a shortlist could add
+                q, rows, scores = _product_best(index, batches[i], top_n)
+            else:
+                q, rows = _union(found[i], n_rows=index.n_rows)
+                scores = _exact_scores(index, batches[i], q, rows, slots[i])
+            scored.append((np.full(len(q), i, dtype=np.int64), q, rows, scores))
+        which, q, rows, scores = _top(*(np.concatenate(c) for c in zip(*scored)), top_n=top_n, min_score=min_score)
+        parts.append((which, q + start, rows, scores))
     if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return tuple(np.concatenate(c) for c in zip(*parts))  # type: ignore[return-value]
 
 
-def _union(found: List[Tuple[np.ndarray, np.ndarray]], *, n_rows: int) -> Tuple[np.ndarray, np.ndarray]:
+def _sorted_rows(matrix: sp.csr_matrix, start: int, end: int) -> sp.csr_matrix:
+    batch = matrix[start:end]
+    batch.sort_indices()
+    return batch
+
+
+def _factor(index: "NgramIndex", counts: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(query, rows) -> length factors of the rows against the batch's queries."""
+    return lambda q, rows: length_factor(index, rows, counts[q].astype(np.float32))
+
+
+def _product_best(index: "NgramIndex", batch: sp.csr_matrix, top_n: int) -> Flat:
+    """Each query's `top_n` rows by exact cosine over all its 3-grams."""
+    product = (batch @ index.postings).tocsr()
+    # Each row's best top_n first: the product is too long to sort whole.
+    q, pos = _best_of_rows(product.indptr, top_n, lambda i, lo, hi, p=product: p.data[lo:hi])
+    return q, product.indices[pos].astype(np.int64), product.data[pos]
+
+
+def _union(found: List[Tuple[np.ndarray, ...]], *, n_rows: int) -> Tuple[np.ndarray, np.ndarray]:
     """Distinct (query, row) candidates of several retrievals, by query.
 
-    found (List[Tuple[np.ndarray, np.ndarray]]): (query, row) arrays.
+    found (List[Tuple[np.ndarray, ...]]): (query, row) arrays.
     n_rows (int): Rows of the index.
     RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row.
     """
     if len(found) == 1:
-        return found[0]
+        return found[0][0], found[0][1]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     pairs = distinct(np.concatenate([q * n_rows + r for q, r in found]))
     return pairs // n_rows, pairs % n_rows
 
@@ -151,13 +196,13 @@ def retrieval_mask(index: "NgramIndex", batch: sp.csr_matrix, budget: int, min_g
 
 def _shortlist(
     index: "NgramIndex", batch: sp.csr_matrix, n_grams: np.ndarray, *, budget: int, min_grams: int, rescore: int
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> Flat:
     """Candidates of each query: the `rescore` best rows by the partial
     score of its retrieval 3-grams, scaled down for rows with fewer 3-grams
     than the query (`_length_factor`).
 
     n_grams (np.ndarray): 3-grams of each query in the batch.
-    RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row per candidate.
+    RETURNS (Flat): int64 query and row, float32 shortlist key per candidate.
     """
     retrieve = retrieval_mask(index, batch, budget, min_grams)
     rare = sp.csr_matrix(
@@ -167,7 +212,8 @@ def _shortlist(
     rare.eliminate_zeros()
     partial = (rare @ index.postings).tocsr()
     q, pos = _best_of_rows(partial.indptr, rescore, lambda i, lo, hi: _ranking_key(index, partial, i, n_grams[i]))
-    return q, partial.indices[pos].astype(np.int64)
+    rows = partial.indices[pos].astype(np.int64)
+    return q, rows, partial.data[pos] * length_factor(index, rows, n_grams[q].astype(np.float32))
 
 
 def _best_of_rows(
@@ -246,14 +292,16 @@ def _exact_scores(index: "NgramIndex", batch: sp.csr_matrix, q: np.ndarray, rows
     return np.bincount(which, weights=weights, minlength=len(rows)).astype(np.float32)
 
 
-def _top(q: np.ndarray, rows: np.ndarray, scores: np.ndarray, *, top_n: int, min_score: float) -> Flat:
-    """The best `top_n` rows per query, best first, ties by row; rows
-    scoring 0 or below `min_score` dropped."""
+def _top(
+    which: np.ndarray, q: np.ndarray, rows: np.ndarray, scores: np.ndarray, *, top_n: int, min_score: float
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The best `top_n` (index, row) items per query, best first, ties by
+    index and row; items scoring 0 or below `min_score` dropped."""
     # Rounding can push a perfect match a hair over 1, where it would beat
     # an exact match of the same name.
     scores = np.minimum(scores, np.float32(1.0))
-    order = np.lexsort((rows, -scores, q))
-    q, rows, scores = q[order], rows[order], scores[order]
+    order = np.lexsort((rows, which, -scores, q))
+    which, q, rows, scores = which[order], q[order], rows[order], scores[order]
     rank = np.arange(len(q)) - np.searchsorted(q, q)
     keep = (rank < top_n) & (scores > 0) & (scores >= min_score)
-    return q[keep], rows[keep], scores[keep]
+    return which[keep], q[keep], rows[keep], scores[keep]

@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.sparse as sp
 
-from .ngram_search import Shortlist, search_flat
+from .ngram_search import search_flat
 
 Forward = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -331,8 +331,8 @@ class NgramIndex:
         RETURNS (List[List[Tuple[int, float]]]): Per query, (row, cosine)
             best first.
         """
-        q, rows, scores = self.search_flat(
-            queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
+        _, q, rows, scores = search_flat(
+            [self], queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
             min_score=min_score,
         )
         out: List[List[Tuple[int, float]]] = [[] for _ in range(queries.shape[0])]
@@ -340,28 +340,3 @@ class NgramIndex:
         for i, row, score in zip(q.tolist(), rows.tolist(), scores.tolist()):
             out[i].append((row, min(1.0, score)))
         return out
-
-    def search_flat(
-        self,
-        queries: sp.csr_matrix,
-        *,
-        top_n: int,
-        budget: int = 100000,
-        min_grams: int = 3,
-        rescore: int = 1000,
-        batch_size: int = 64,
-        min_score: float = 0.0,
-        shortlist: Optional[Shortlist] = None,
-        grams: bool = True,
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`search` as flat arrays (see `ngram_search.search_flat`; with
-        `shortlist`, its candidates too, and the 3-gram retrieval's only if
-        `grams`).
-
-        RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): Query, row and
-            cosine of each hit, by query, best first within a query.
-        """
-        return search_flat(
-            self, queries, top_n=top_n, budget=budget, min_grams=min_grams, rescore=rescore, batch_size=batch_size,
-            min_score=min_score, shortlist=shortlist, grams=grams,
-        )

@@ -29,8 +29,11 @@ from .store import EntityStore
 # and the cascade settings name the n-gram stage's retrieval; a segment
 # without one (read from format 1 or 2) retrieves through 3-grams. Older
 # code refuses format 3 by its number rather than failing on the new keys.
-FORMAT_VERSION = 3
-READABLE_FORMATS = (1, 2, 3)
+# 4: each segment built since also stores the hashes of its aliases and
+# normal forms (ah_*, nh_*, string_index.py) for vectorised exact look-ups;
+# a segment without them (read from formats 1 to 3) is looked up by trie.
+FORMAT_VERSION = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 
 
 def kb_settings(

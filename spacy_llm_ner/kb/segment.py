@@ -31,6 +31,7 @@ import marisa_trie
 import numpy as np
 
 from .ngrams import Idf, NgramIndex
+from .string_index import StringHashes
 from .words import WordIndex
 from .records import EntityRecord
 from .segment_build import build_parts
@@ -66,6 +67,9 @@ class Segment:
         # None for a segment saved before word retrieval: the n-gram stage
         # then retrieves through 3-grams.
         self.words = WordIndex.from_arrays({k[3:]: v for k, v in arrays.items() if k.startswith("wd_")})
+        # None for a segment saved before format 4: looked up through the tries.
+        self.alias_hashes = StringHashes.from_arrays(arrays, "ah_")
+        self.norm_hashes = StringHashes.from_arrays(arrays, "nh_")
         for name in (
             "row_of_id", "id_key", "type_code", "prior", "has_alias_priors", "alt_indptr",
             "ent_alias_indptr", "ent_alias", "alias_indptr", "alias_ent", "alias_p",

@@ -19,6 +19,7 @@ from .ngrams import Idf, NgramIndex
 from .normalize_batch import normalize_batch
 from .records import EntityRecord, KBFormatError
 from .storage import StringTable, group_csr, trie_key_ids
+from .string_index import StringHashes
 from .words import WordIndex
 
 Arrays = Dict[str, np.ndarray]
@@ -101,6 +102,7 @@ class AliasPairs:
     """The alias table as arrays, keyed by the alias trie.
 
     strings (List[str]): Alias strings by local number.
+    string_key (np.ndarray): int64 alias trie key of each string.
     local (np.ndarray): int64 local alias number of each pair.
     key (np.ndarray): int32 alias trie key of each pair.
     ent (np.ndarray): int32 entity row of each pair.
@@ -108,6 +110,7 @@ class AliasPairs:
     """
 
     strings: List[str]
+    string_key: np.ndarray
     local: np.ndarray
     key: np.ndarray
     ent: np.ndarray
@@ -138,6 +141,7 @@ def build_parts(
     del columns  # the lists of strings dominate memory at a million entities
     alias_trie, pairs = alias_pairs(table, n_rows)
     arrays.update(alias_arrays(pairs, table.pair_count, len(alias_trie)))
+    alias_hashes = StringHashes.build(pairs.strings, pairs.string_key)
     del table
     norm_trie, norm_arrays = norm_index(pairs)
     arrays.update(norm_arrays)
@@ -146,6 +150,8 @@ def build_parts(
     ngrams = NgramIndex.build(texts, idf=idf)
     arrays.update({f"ng_{k}": v for k, v in ngrams.arrays().items()})
     arrays.update({f"wd_{k}": v for k, v in WordIndex.build(texts).arrays().items()})
+    arrays.update(alias_hashes.arrays("ah_"))
+    arrays.update(StringHashes.build(texts, np.arange(len(texts)), with_of_key=True).arrays("nh_"))
     tries = {"ids": id_trie, "aliases": alias_trie, "norms": norm_trie, "alt_ids": alt_trie}
     return arrays, tries, {"types": types}, ngrams.idf
 
@@ -227,10 +233,10 @@ def alias_pairs(table: AliasTable, n_rows: int) -> Tuple[marisa_trie.Trie, Alias
     table.local.clear()
     trie = marisa_trie.Trie(strings)
     local = np.asarray(table.pair_alias, dtype=np.int64)
-    key = trie_key_ids(trie, strings)[local]
+    string_key = trie_key_ids(trie, strings)
     ent = np.repeat(np.arange(n_rows, dtype=np.int32), table.pair_count)
     p = np.asarray(table.pair_p, dtype=np.float32)
-    return trie, AliasPairs(strings=strings, local=local, key=key, ent=ent, p=p)
+    return trie, AliasPairs(strings=strings, string_key=string_key, local=local, key=string_key[local], ent=ent, p=p)
 
 
 def alias_arrays(pairs: AliasPairs, pair_count: List[int], n_keys: int) -> Arrays:

@@ -29,7 +29,7 @@ deletion neighbourhood of SymSpell). Endings matter on real names:
 missed 5% of BC5CDR's Disease mentions before endings were added).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -123,24 +123,24 @@ class WordIndex:
             int(arrays["n_rows"][0]),
         )
 
-    def matches(self, texts: Sequence[str]) -> "Matches":
+    def matches(self, texts: Union[Sequence[str], "QueryWords"]) -> "Matches":
         """The index words each query word matches.
 
-        texts (Sequence[str]): Normalised query strings.
+        texts (Union[Sequence[str], QueryWords]): Normalised query strings,
+            or their words hashed once for several indexes.
         RETURNS (Matches): One item per (query word, index word), the exact
             match where a word matches both ways, by query word.
         """
-        words, query_of = words_of(texts)
+        qw_ = texts if isinstance(texts, QueryWords) else QueryWords.make(texts)
+        hashes, owner, variants = qw_.hashes, qw_.owner, qw_.variants
         found_qw, found_w, found_exact = [], [], []
-        hashes = string_hashes(words)
         word, ok = self._lookup(hashes)
         found_qw.append(np.flatnonzero(ok)), found_w.append(word[ok]), found_exact.append(np.ones(int(ok.sum()), bool))
-        owner, variants = _variants(words)
         # A variant of the query word is an index word (the query has an extra character, or a longer ending).
         word, ok = self._lookup(variants)
         found_qw.append(owner[ok]), found_w.append(word[ok]), found_exact.append(np.zeros(int(ok.sum()), bool))
         # The query word, or a variant of it, is a variant of an index word.
-        probe_qw = np.concatenate([np.arange(len(words), dtype=np.int64), owner])
+        probe_qw = np.concatenate([np.arange(len(hashes), dtype=np.int64), owner])
         probe_h = np.concatenate([hashes, variants])
         lo = np.searchsorted(self.del_hash, probe_h, side="left")
         hi = np.searchsorted(self.del_hash, probe_h, side="right")
@@ -151,7 +151,7 @@ class WordIndex:
         order = np.lexsort((~exact, w, qw))
         qw, w, exact = qw[order], w[order], exact[order]
         first = run_starts(qw, w)
-        return Matches(query_of, qw[first], w[first], exact[first])
+        return Matches(qw_.query_of, qw[first], w[first], exact[first])
 
     def _lookup(self, hashes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Index word of each hash, and whether it is one."""
@@ -182,13 +182,31 @@ class WordIndex:
         RETURNS (Tuple[np.ndarray, np.ndarray]): int64 query and row of each
             shortlisted candidate, by query.
         """
-        m = self.matches(texts)
-        if len(m.word) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        (pq, prow, _), = shortlist_indexes([self], texts, [length_factor], budget=budget, rescore=rescore)
+        return pq, prow
+
+    def term_costs(self, m: "Matches") -> np.ndarray:
+        """Posting entries each query word's matches would read.
+
+        m (Matches): The matches of a batch's query words.
+        RETURNS (np.ndarray): float64 cost per query word.
+        """
         df = self.indptr[m.word + 1] - self.indptr[m.word]
-        cost = np.bincount(m.query_word, weights=df, minlength=len(m.query_of))
-        idf = (np.log((1.0 + self.n_rows) / (1.0 + np.minimum(cost, self.n_rows))) + 1.0).astype(np.float32)
-        chosen = _cheapest(m.query_of, cost, budget)
+        return np.bincount(m.query_word, weights=df, minlength=len(m.query_of))
+
+    def scored(
+        self, m: "Matches", *, idf: np.ndarray, chosen: np.ndarray, length_factor: LengthFactor, n_queries: int
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows found by the chosen query words, and their shortlist scores.
+
+        m (Matches): The batch's matches in this index.
+        idf (np.ndarray): float32 weight per query word.
+        chosen (np.ndarray): bool per query word: it retrieves.
+        length_factor (LengthFactor): (query, rows) -> length factors.
+        n_queries (int): Queries in the batch.
+        RETURNS (Tuple[np.ndarray, np.ndarray, np.ndarray]): int64 query and
+            row, float32 score; sorted by (query, row).
+        """
         take = chosen[m.query_word]
         qw, w = m.query_word[take], m.word[take]
         weight = idf[qw] * np.where(m.exact[take], np.float32(1.0), np.float32(FUZZY_WEIGHT))
@@ -199,13 +217,9 @@ class WordIndex:
         pair, _, inverse = unique_inverse(m.query_of[qw_of] * self.n_rows + row)
         score = np.bincount(inverse, weights=weight).astype(np.float32)
         pq, prow = np.divmod(pair, self.n_rows)
-        score += self._left_out_terms(m, chosen, idf, pq, prow, n_queries=len(texts))
+        score += self._left_out_terms(m, chosen, idf, pq, prow, n_queries=n_queries)
         score *= length_factor(pq, prow)
-        order = np.lexsort((-score, pq))
-        pq, prow = pq[order], prow[order]
-        rank = np.arange(len(pq)) - np.searchsorted(pq, pq)
-        keep = rank < rescore
-        return pq[keep], prow[keep]
+        return pq, prow, score
 
     def _left_out_terms(
         self, m: "Matches", chosen: np.ndarray, idf: np.ndarray, pq: np.ndarray, prow: np.ndarray, *, n_queries: int
@@ -227,6 +241,94 @@ class WordIndex:
             at = np.minimum(np.searchsorted(posting, prow[lo:hi]), len(posting) - 1)
             extra[lo:hi] += np.where(posting[at] == prow[lo:hi], idf[qw], np.float32(0.0))
         return extra
+
+
+@dataclass
+class QueryWords:
+    """The words of a batch of normalised queries and their variants,
+    hashed once for all the indexes (segments) they are looked up in.
+
+    query_of (np.ndarray): int64 query of each query word.
+    hashes (np.ndarray): uint64 hash of each query word.
+    owner (np.ndarray): int64 query word of each variant.
+    variants (np.ndarray): uint64 hash of each variant.
+    """
+
+    query_of: np.ndarray
+    hashes: np.ndarray
+    owner: np.ndarray
+    variants: np.ndarray
+
+    @classmethod
+    def make(cls, texts: Sequence[str]) -> "QueryWords":
+        """Hash the words of normalised query strings.
+
+        texts (Sequence[str]): Normalised query strings.
+        RETURNS (QueryWords): Their words.
+        """
+        words, query_of = words_of(texts)
+        owner, variants = _variants(words)
+        return cls(query_of, string_hashes(words), owner, variants)
+
+
+def shortlist_indexes(
+    indexes: Sequence[WordIndex],
+    texts: Sequence[str],
+    length_factors: Sequence[LengthFactor],
+    *,
+    budget: int,
+    rescore: int,
+) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`WordIndex.shortlist` over several indexes (a KB's segments) as if
+    they were one: a word's cost and idf count its postings in all of them,
+    `budget` is per query over all of them, and the `rescore` best rows per
+    query are kept over all of them, so the rows rescored per query do not
+    grow with the number of segments.
+
+    indexes (Sequence[WordIndex]): The indexes.
+    texts (Sequence[str]): Normalised query strings.
+    length_factors (Sequence[LengthFactor]): One per index.
+    budget (int): Posting entries read per query.
+    rescore (int): Rows kept per query.
+    RETURNS (List[Tuple[np.ndarray, np.ndarray, np.ndarray]]): Per index:
+        int64 query and row, float32 shortlist score, by query.
+    """
+    qwords = QueryWords.make(texts)
+    found = [ix.matches(qwords) for ix in indexes]
+    n_words = len(qwords.query_of)
+    cost = np.zeros(n_words)
+    for ix, m in zip(indexes, found):
+        if len(m.word):
+            cost += ix.term_costs(m)
+    n_rows = sum(ix.n_rows for ix in indexes)
+    idf = (np.log((1.0 + n_rows) / (1.0 + np.minimum(cost, n_rows))) + 1.0).astype(np.float32)
+    chosen = _cheapest(qwords.query_of, cost, budget)
+    parts = [
+        ix.scored(m, idf=idf, chosen=chosen, length_factor=lf, n_queries=len(texts))
+        if len(m.word) else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        for ix, m, lf in zip(indexes, found, length_factors)
+    ]
+    return best_per_query(parts, rescore)
+
+
+def best_per_query(
+    parts: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
+) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The k highest-scoring (query, row) items of each query over all parts,
+    returned part by part, by query, best first (ties: earlier part, then
+    the order within the part).
+
+    parts (Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]): Per part:
+        query, row, score.
+    k (int): Items kept per query.
+    RETURNS (List[Tuple[np.ndarray, np.ndarray, np.ndarray]]): The kept items per part.
+    """
+    part = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+    q, row, score = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    order = np.lexsort((-score, q))
+    rank = np.arange(len(order)) - np.searchsorted(q[order], q[order])
+    kept = order[rank < k]
+    return [(q[kept[part[kept] == i]], row[kept[part[kept] == i]], score[kept[part[kept] == i]]) for i in range(len(parts))]
 
 
 @dataclass
