@@ -70,3 +70,23 @@ def unique_inverse(values: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndar
     inverse = np.empty(len(values), dtype=np.int64)
     inverse[order] = np.cumsum(new) - 1
     return ordered[new], order[new], inverse
+
+
+def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
+    """`np.searchsorted` with the needles sorted first (and the results put
+    back in their order): numpy narrows each search from the one before
+    when the needles ascend, which on arrays of millions of entries
+    (memory-mapped hash tables, long posting lists) measured several times
+    faster than random probes, sort included.
+
+    haystack (np.ndarray): Sorted array.
+    needles (np.ndarray): Values to find.
+    side (str): "left" or "right", as in `np.searchsorted`.
+    RETURNS (np.ndarray): int64 insertion points, in the needles' order.
+    """
+    if len(needles) < 2:
+        return np.searchsorted(haystack, needles, side=side).astype(np.int64)
+    order = np.argsort(needles, kind="stable")
+    out = np.empty(len(needles), dtype=np.int64)
+    out[order] = np.searchsorted(haystack, needles[order], side=side)
+    return out

@@ -25,6 +25,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .csr import search_sorted
 from .word_hash import Packed, string_hashes
 
 
@@ -103,5 +104,5 @@ class StringHashes:
         """
         if len(self.hash) == 0:
             return np.full(len(hashes), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.hash, hashes), len(self.hash) - 1)
+        pos = np.minimum(search_sorted(self.hash, hashes), len(self.hash) - 1)
         return np.where(present & (self.hash[pos] == hashes), self.key[pos], -1)

@@ -33,7 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .csr import csr_positions, distinct, indptr, run_starts, unique_inverse
+from .csr import csr_positions, distinct, indptr, run_starts, search_sorted, unique_inverse
 from .word_hash import Packed, deletion_hashes, string_hashes, truncation_hashes, words_of
 
 MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
@@ -142,8 +142,8 @@ class WordIndex:
         # The query word, or a variant of it, is a variant of an index word.
         probe_qw = np.concatenate([np.arange(len(hashes), dtype=np.int64), owner])
         probe_h = np.concatenate([hashes, variants])
-        lo = np.searchsorted(self.del_hash, probe_h, side="left")
-        hi = np.searchsorted(self.del_hash, probe_h, side="right")
+        lo = search_sorted(self.del_hash, probe_h, side="left")
+        hi = search_sorted(self.del_hash, probe_h, side="right")
         which, pos = csr_positions(np.stack([lo, hi], axis=1).ravel(), np.arange(len(lo), dtype=np.int64) * 2)
         found_qw.append(probe_qw[which]), found_w.append(self.del_word[pos].astype(np.int64))
         found_exact.append(np.zeros(len(pos), bool))
@@ -157,7 +157,7 @@ class WordIndex:
         """Index word of each hash, and whether it is one."""
         if len(self.hash) == 0:
             return np.zeros(len(hashes), dtype=np.int64), np.zeros(len(hashes), dtype=bool)
-        pos = np.minimum(np.searchsorted(self.hash, hashes), len(self.hash) - 1)
+        pos = np.minimum(search_sorted(self.hash, hashes), len(self.hash) - 1)
         return pos.astype(np.int64), self.hash[pos] == hashes
 
     def shortlist(
@@ -227,20 +227,34 @@ class WordIndex:
         """Score of each candidate (query pq, row prow) from the query words
         that did not retrieve but match an index word exactly and are in the row."""
         extra = np.zeros(len(pq), dtype=np.float32)
+        left = m.exact & ~chosen[m.query_word]
+        if not left.any() or len(pq) == 0:
+            return extra
+        qw, w = m.query_word[left], m.word[left]
         starts = np.searchsorted(pq, np.arange(n_queries + 1))
-        # One numpy search per left-out word (a handful per query): a batched
-        # binary search over all pairs at once measured slower.
-        for qw, w in zip(m.query_word[m.exact].tolist(), m.word[m.exact].tolist()):
-            if chosen[qw]:
+        # One binary search per distinct word, over the candidates of every
+        # query that left it out: the words left out are the common ones
+        # ("disease", "syndrome"), shared by many queries of a batch, and
+        # per-word calls into their long posting lists cost more than the
+        # searches themselves.
+        order = np.argsort(w, kind="stable")
+        qw, w = qw[order], w[order]
+        for first, last in zip(*_runs(w)):
+            which, pos = csr_positions(starts, m.query_of[qw[first:last]])
+            if len(pos) == 0:
                 continue
-            q = int(m.query_of[qw])
-            lo, hi = starts[q], starts[q + 1]
-            if lo == hi:
-                continue
-            posting = self.rows[self.indptr[w] : self.indptr[w + 1]]
-            at = np.minimum(np.searchsorted(posting, prow[lo:hi]), len(posting) - 1)
-            extra[lo:hi] += np.where(posting[at] == prow[lo:hi], idf[qw], np.float32(0.0))
+            word = int(w[first])
+            posting = self.rows[self.indptr[word] : self.indptr[word + 1]]
+            at = np.minimum(search_sorted(posting, prow[pos]), len(posting) - 1)
+            hit = posting[at] == prow[pos]
+            extra += np.bincount(pos[hit], weights=idf[qw[first:last]][which[hit]], minlength=len(pq)).astype(np.float32)
         return extra
+
+
+def _runs(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Start and end of each run of equal values in a sorted array."""
+    first = np.flatnonzero(run_starts(values))
+    return first, np.append(first[1:], len(values))
 
 
 @dataclass
