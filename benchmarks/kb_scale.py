@@ -23,8 +23,10 @@ Needs no data (the records are generated) and no model. A single command:
 its options follow the script name; it has no --data.
 
     python benchmarks/kb_scale.py --n-entities 100000     # quick check
-    python benchmarks/kb_scale.py                         # 1,000,000
-    python benchmarks/kb_scale.py --scale 10m --segment-size 1000000 --skip-inmemory \
+    python benchmarks/kb_scale.py                         # 1,000,000, one segment
+    python benchmarks/kb_scale.py --segment-size 500000 --workers 2 \
+        --out benchmarks/results/kb_scale_2x500k         # 1,000,000 in two segments built at once
+    python benchmarks/kb_scale.py --scale 10m --segment-size 1000000 --workers 2 --skip-inmemory \
         --out benchmarks/results/kb_scale_10m            # 10,000,000 (30M names), streamed
 
 --scale names a size (100k, 1m, 3m, 10m) and overrides --n-entities.
@@ -76,7 +78,7 @@ def folder_mb(path: Path) -> float:
 # -- steps (each runs in a subprocess) -------------------------------------------------
 
 
-def step_build(system: str, n: int, folder: Path, segment_size: int = 0) -> Dict[str, Any]:
+def step_build(system: str, n: int, folder: Path, segment_size: int = 0, workers: int = 1) -> Dict[str, Any]:
     import spacy
 
     vocab = spacy.blank("en").vocab
@@ -85,11 +87,17 @@ def step_build(system: str, n: int, folder: Path, segment_size: int = 0) -> Dict
         # Streamed: each segment is written as it is built (build and save in one).
         from spacy_llm_ner.kb import LinkerKB, write_kb
 
-        write_kb(synthetic_records(n), folder, segment_size=segment_size)
+        write_kb(synthetic_records(n), folder, segment_size=segment_size, workers=workers)
         build_s = time.perf_counter() - start
         kb = LinkerKB.load(folder, vocab)
-        return _built(kb, folder, build_s=build_s, save_s=0.0, n_pairs=sum(s.n_pairs for s in kb._segments),
-                      n_aliases=kb.get_size_aliases(), segments=len(kb._segments))
+        built = _built(kb, folder, build_s=build_s, save_s=0.0, n_pairs=sum(s.n_pairs for s in kb._segments),
+                       n_aliases=kb.get_size_aliases(), segments=len(kb._segments))
+        # Workers are child processes: the build's peak is bounded by this
+        # process's peak plus `workers` times the largest child's.
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        built.update(workers=workers, peak_rss_worker_mb=round(children, 1),
+                     peak_rss_bound_mb=round(built["peak_rss_mb"] + (workers * children if workers > 1 else 0), 1))
+        return built
     if system == "linkerkb":
         from spacy_llm_ner.kb import LinkerKB
 
@@ -275,7 +283,8 @@ def write_report(report: Dict[str, Any], out: Path) -> None:
         f"{lk['build']['n_pairs']:,} (entity, name) pairs, {lk['build']['n_aliases']:,} distinct names; "
         f"same records for both, built and queried in one run, each step in its own process "
         f"(peak RSS = `ru_maxrss` of that process). Produced by `benchmarks/kb_scale.py` "
-        f"on {report['machine']}.",
+        f"on {report['machine']}. LinkerKB built in {lk['build'].get('segments', 1)} segment(s)"
+        f"{', ' + str(report.get('workers', 1)) + ' at a time in worker processes' if report.get('workers', 1) > 1 else ''}.",
         "",
         "| | LinkerKB | InMemoryLookupKB |",
         "|---|---|---|",
@@ -284,7 +293,9 @@ def write_report(report: Dict[str, Any], out: Path) -> None:
         f"| saved size (MB) | {lk['build']['size_mb']:,} (n-gram index: {lk['build']['ngram_index_mb']:,}, "
         f"word index: {lk['build'].get('word_index_mb', 0):,}) | "
         f"{im['build']['size_mb']:,} (no fuzzy index) |",
-        f"| peak RSS, build + save (MB) | {lk['build']['peak_rss_mb']:,} | {im['build']['peak_rss_mb']:,} |",
+        f"| peak RSS, build + save (MB) | {lk['build'].get('peak_rss_bound_mb', lk['build']['peak_rss_mb']):,}"
+        f"{' (this process + workers x the largest worker)' if lk['build'].get('workers', 1) > 1 else ''} | "
+        f"{im['build']['peak_rss_mb']:,} |",
         f"| load (s) | {lk['query']['load_s']:,} (memory-mapped) | {im['query']['load_s']:,} |",
         f"| RSS added by loading (MB) | {lk['query']['rss_after_load_mb']:,} | {im['query']['rss_after_load_mb']:,} |",
         f"| peak RSS, load + queries (MB) | {lk['query']['peak_rss_mb']:,} | {im['query']['peak_rss_mb']:,} |",
@@ -333,6 +344,7 @@ def main(
     segment_size: int = typer.Option(
         0, help="Build LinkerKB streamed, in segments of this many entities (e.g. 1000000 at --scale 10m); 0: one"
     ),
+    workers: int = typer.Option(1, help="With --segment-size: segments built at once in worker processes"),
     skip_inmemory: bool = typer.Option(False, help="LinkerKB only (InMemoryLookupKB at 10M needs more memory than 24 GB)"),
     out: Path = typer.Option(
         RESULTS / "kb_scale", help="Results path, without .json / .md", show_default="benchmarks/results/kb_scale"
@@ -345,7 +357,7 @@ def main(
     if step:
         name, *rest = json.loads(step)
         if name == "build":
-            out = step_build(rest[0], int(rest[1]), Path(rest[2]), int(rest[3]) if len(rest) > 3 else 0)
+            out = step_build(rest[0], int(rest[1]), Path(rest[2]), int(rest[3]), int(rest[4]))
         elif name == "queries":
             out = step_queries(int(rest[0]), int(rest[1]), Path(rest[2]))
         else:
@@ -362,12 +374,13 @@ def main(
         report: Dict[str, Any] = {
             "n_entities": n, "machine": f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}",
             "n_queries_per_kind": n_queries, "n_cascade_per_kind": n_cascade,
+            "segment_size": segment_size, "workers": workers,
         }
         queries = work / "queries.json"
         run_step(["queries", str(n), str(n_queries), str(queries)])
         for system in ("linkerkb",) if skip_inmemory else ("linkerkb", "inmemory"):
             folder = work / system
-            build = run_step(["build", system, str(n), str(folder), str(segment_size)])
+            build = run_step(["build", system, str(n), str(folder), str(segment_size), str(workers)])
             print(system, "build", json.dumps(build), flush=True)
             query = run_step(["query", system, str(folder), str(queries), str(n_cascade), str(int(exact_search))])
             print(system, "query", json.dumps(query), flush=True)

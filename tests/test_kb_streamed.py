@@ -36,11 +36,31 @@ def test_streamed_kb_has_its_segments_and_finds_what_one_segment_finds(tmp_path)
     assert streamed.entity("E249").aliases == ["ALIAS 249"]
 
 
-def test_a_repeated_id_across_segments_is_an_error(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_repeated_id_across_segments_is_an_error(tmp_path, workers):
     twice = list(records(30)) + [EntityRecord(id="E3", name="again")]
     with pytest.raises(KBFormatError, match="E3"):
-        write_kb(twice, tmp_path / "kb", segment_size=10)
+        write_kb(twice, tmp_path / "kb", segment_size=10, workers=workers)
     assert not (tmp_path / "kb" / "meta.json").exists()  # no half KB that loads
+
+
+def test_an_invalid_record_in_a_worker_is_an_error(tmp_path):
+    bad = list(records(30)) + [EntityRecord(id="E99", name="x", prior=7.0)]
+    with pytest.raises(KBFormatError, match="prior"):
+        write_kb(bad, tmp_path / "kb", segment_size=10, workers=2)
+    assert not (tmp_path / "kb" / "meta.json").exists()
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_segments_built_in_workers_are_the_same_files(tmp_path):
+    write_kb(records(250), tmp_path / "one", segment_size=60)
+    write_kb(records(250), tmp_path / "two", segment_size=60, workers=2)
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert len(one) > 50 and one.keys() == two.keys()
+    assert [k for k in one if one[k] != two[k]] == []
 
 
 def test_adding_entities_leaves_sealed_segments_alone(tmp_path, monkeypatch):

@@ -45,6 +45,11 @@ def build_kb_cli(
         help="Build and write segments of this many entities one at a time (memory of one segment, not of the "
         "whole KB: for millions of entities, e.g. 1000000); 0: one segment",
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1,
+        help="With --segment-size: segments built at once, each in a worker process (the same folder for any "
+        "number; memory grows with it)",
+    ),
 ) -> None:
     """Validate a KB file (errors name file, line and field) and save it as a
     LinkerKB folder, loadable with `spacy_llm_ner.load_kb.v1`. With
@@ -105,7 +110,9 @@ def build_kb_cli(
             msg.warn(f"{n} mentions have ids not in the KB and were not added: {top}")
     # The folder LinkerKB.to_disk would write, without importing spaCy (and
     # through thinc, torch): seconds for nothing here.
-    store = write_kb(records, output_path, ngram_retrieval=ngram_retrieval, segment_size=segment_size)
+    store = write_kb(
+        records, output_path, ngram_retrieval=ngram_retrieval, segment_size=segment_size, workers=workers
+    )
     n_aliases = sum(len(record.all_names()) for record in records)
     n_described = sum(bool(record.description) for record in records)
     msg.good(f"Wrote {output_path} in {time.perf_counter() - start:.1f}s")

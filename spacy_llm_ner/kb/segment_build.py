@@ -9,13 +9,14 @@ and their order are part of the saved format (the order is the order of
 """
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import marisa_trie
 import numpy as np
+import scipy.sparse as sp
 
 from .csr import indptr, run_starts
-from .ngrams import Idf, NgramIndex
+from .ngrams import Idf, NgramIndex, trigram_features
 from .normalize_batch import normalize_batch
 from .records import EntityRecord, KBFormatError
 from .storage import StringTable, group_csr, trie_key_ids
@@ -318,3 +319,19 @@ def trie_texts(trie: marisa_trie.Trie) -> List[str]:
     for s, key in trie.items():
         texts[key] = s
     return texts
+
+
+def fit_idf(records: Sequence[EntityRecord], *, chunk_size: int = 200_000) -> Idf:
+    """The n-gram idf `Segment.build` fits on these records (on their
+    distinct normalised names), without building the segment: a streamed
+    build fits it on the first chunk and then builds every segment with it,
+    so that segments can be built in parallel.
+
+    records (Sequence[EntityRecord]): The entities (validated by the build).
+    chunk_size (int): Names featurised at a time.
+    RETURNS (Idf): The idf.
+    """
+    names = list(dict.fromkeys(n for rec in records for n in rec.all_names()))
+    texts = [t for t in dict.fromkeys(_normalized(names)) if t]
+    parts = [trigram_features(texts[i : i + chunk_size]) for i in range(0, max(1, len(texts)), chunk_size)]
+    return Idf.fit(parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr"))

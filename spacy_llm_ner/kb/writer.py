@@ -8,16 +8,22 @@ here; the folder is byte for byte the one
 `LinkerKB.from_records(Vocab(), records).to_disk(path)` writes (both take
 their settings from `persistence.kb_settings`).
 """
-from itertools import islice
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import chain, islice
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Iterator, List, Sequence, Union
+from typing import Deque, Iterable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
 from .candidates import STAGES, CascadeConfig
 from .persistence import kb_settings, load_segment, save_folder, save_head, save_segment
-from .records import EntityRecord
+from .ngrams import Idf
+from .records import EntityRecord, KBFormatError
 from .segment import Segment
+from .segment_build import fit_idf
+from .string_index import hash_strings
 from .store import EntityStore
 
 __all__ = ["write_kb"]
@@ -34,6 +40,7 @@ def write_kb(
     use_doc_abbreviations: bool = True,
     ngram_retrieval: str = "words+grams",
     segment_size: int = 0,
+    workers: int = 1,
 ) -> EntityStore:
     """Build a KB from records and save it as a LinkerKB folder, loadable
     with `LinkerKB.load` or `spacy_llm_ner.load_kb.v1`.
@@ -49,6 +56,9 @@ def write_kb(
         entities, each written and then memory-mapped before the next is
         built, so that peak memory is one segment's build, not the KB's
         (0: one segment). The n-gram idf is fitted on the first segment.
+    workers (int): Segments built at once, each in a worker process (with
+        `segment_size`; peak memory grows with it). The folder is the same
+        for any number.
     RETURNS (EntityStore): The entities written (its len: how many).
     RAISES (KBFormatError): On an invalid record or a repeated id.
     """
@@ -58,7 +68,9 @@ def write_kb(
         top_k=top_k, stages=tuple(stages), min_ngram_score=min_ngram_score, ngram_retrieval=ngram_retrieval
     )
     if segment_size > 0:
-        store = _write_segments(records, Path(path), segment_size=segment_size, vector_length=entity_vector_length)
+        store = _write_segments(
+            records, Path(path), segment_size=segment_size, vector_length=entity_vector_length, workers=workers
+        )
     else:
         store = EntityStore.empty(entity_vector_length)
         store.add(records, vectors=None, vector_length=entity_vector_length)
@@ -74,25 +86,75 @@ def write_kb(
 
 
 def _write_segments(
-    records: Iterable[EntityRecord], path: Path, *, segment_size: int, vector_length: int
+    records: Iterable[EntityRecord], path: Path, *, segment_size: int, vector_length: int, workers: int
 ) -> EntityStore:
-    """Build and save one segment at a time; the store returned holds them
-    memory-mapped (vectors are zeros, `np.zeros` pages are not touched)."""
+    """Build and save the segments, `workers` at a time in worker processes
+    (one: in this process); the store returned holds them memory-mapped
+    (vectors are zeros, `np.zeros` pages are not touched). The n-gram idf is
+    fitted on the first chunk before any segment is built, so every segment
+    is built with it and the files do not depend on `workers`."""
+    chunks = _chunks(records, segment_size)
+    first = next(chunks, None)
+    if first is None:
+        return EntityStore.empty(vector_length)
+    idf = fit_idf(first)
+    ids = _SeenIds()
     segments: List[Segment] = []
-    idf = None
 
-    def taken(entity_id: str) -> bool:
-        return any(seg.row(entity_id) is not None for seg in segments)
-
-    for i, chunk in enumerate(_chunks(records, segment_size)):
-        built = Segment.build(chunk, idf=idf, taken=taken)
-        if idf is None:
-            idf = built.ngrams.idf
-        save_segment(path, i, built)
-        del built
+    def saved(i: int) -> None:
         segments.append(load_segment(path, i, idf, mmap=True))
+        ids.add(segments[-1], i)
+
+    if workers <= 1:
+        for i, chunk in enumerate(chain([first], chunks)):
+            _build_segment(path, i, chunk, idf)
+            saved(i)
+    else:
+        # At most `workers` chunks in flight: each holds its records in this
+        # process and a segment's build in a worker, so memory stays bounded.
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            running: Deque[Tuple[int, Future]] = deque()
+            for i, chunk in enumerate(chain([first], chunks)):
+                running.append((i, pool.submit(_build_segment, path, i, chunk, idf)))
+                del chunk
+                while len(running) >= workers:
+                    done, future = running.popleft()
+                    future.result()
+                    saved(done)
+            for done, future in running:
+                future.result()
+                saved(done)
     n = sum(len(seg) for seg in segments)
     return EntityStore(segments=segments, idf=idf, vectors=np.zeros((n, vector_length), dtype=np.float32))
+
+
+def _build_segment(path: Path, i: int, records: List[EntityRecord], idf: Idf) -> None:
+    """Build segment i and write it (in a worker process, or here)."""
+    save_segment(path, i, Segment.build(records, idf=idf))
+
+
+class _SeenIds:
+    """The entity ids of the segments written so far, by hash, to refuse
+    an id that an earlier segment holds (each segment checks its own)."""
+
+    def __init__(self) -> None:
+        self._hashes = np.zeros(0, dtype=np.uint64)
+        self._segments: List[Segment] = []
+
+    def add(self, seg: Segment, i: int) -> None:
+        """Check a new segment's ids against the earlier ones, then keep them.
+
+        RAISES (KBFormatError): On an id an earlier segment holds.
+        """
+        own = [seg.entity_id(r) for r in range(len(seg))]
+        hashes, _ = hash_strings(own)
+        at = np.minimum(np.searchsorted(self._hashes, hashes), max(0, len(self._hashes) - 1))
+        for r in np.flatnonzero(self._hashes[at] == hashes) if len(self._hashes) else []:
+            # A hash seen before: compare the strings (hashes of different ids may collide).
+            if any(prev.row(own[r]) is not None for prev in self._segments):
+                raise KBFormatError(f"duplicate entity id {own[r]!r} (in segment {i} and an earlier one)", field="id")
+        self._hashes = np.sort(np.concatenate([self._hashes, hashes]))
+        self._segments.append(seg)
 
 
 def _chunks(records: Iterable[EntityRecord], size: int) -> Iterator[List[EntityRecord]]:
