@@ -144,18 +144,22 @@ class WordIndex:
             match where a word matches both ways, by query word.
         """
         qw_ = texts if isinstance(texts, QueryWords) else QueryWords.make(texts)
-        hashes, owner, variants = qw_.hashes, qw_.owner, qw_.variants
+        n_words = len(qw_.hashes)
+        # Every probe (the query words, then their variants), searched once
+        # per table in ascending order (see `csr.search_sorted`).
+        probe_qw = np.concatenate([np.arange(n_words, dtype=np.int64), qw_.owner])
+        probe_h = qw_.probes
+        at = qw_.unsorted(np.searchsorted(self.hash, qw_.sorted_probes)) if len(self.hash) else None
         found_qw, found_w, found_exact = [], [], []
-        word, ok = self._lookup(hashes)
-        found_qw.append(np.flatnonzero(ok)), found_w.append(word[ok]), found_exact.append(np.ones(int(ok.sum()), bool))
-        # A variant of the query word is an index word (the query has an extra character, or a longer ending).
-        word, ok = self._lookup(variants)
-        found_qw.append(owner[ok]), found_w.append(word[ok]), found_exact.append(np.zeros(int(ok.sum()), bool))
+        if at is not None:
+            at = np.minimum(at, len(self.hash) - 1)
+            ok = self.hash[at] == probe_h
+            # The query word is an index word; a variant of it is (an extra character, a longer ending).
+            exact = ok & (np.arange(len(ok)) < n_words)
+            found_qw.append(probe_qw[ok]), found_w.append(at[ok].astype(np.int64)), found_exact.append(exact[ok])
         # The query word, or a variant of it, is a variant of an index word.
-        probe_qw = np.concatenate([np.arange(len(hashes), dtype=np.int64), owner])
-        probe_h = np.concatenate([hashes, variants])
-        lo = search_sorted(self.del_hash, probe_h, side="left")
-        hi = search_sorted(self.del_hash, probe_h, side="right")
+        lo = qw_.unsorted(np.searchsorted(self.del_hash, qw_.sorted_probes, side="left"))
+        hi = qw_.unsorted(np.searchsorted(self.del_hash, qw_.sorted_probes, side="right"))
         which, pos = csr_positions(np.stack([lo, hi], axis=1).ravel(), np.arange(len(lo), dtype=np.int64) * 2)
         found_qw.append(probe_qw[which]), found_w.append(self.del_word[pos].astype(np.int64))
         found_exact.append(np.zeros(len(pos), bool))
@@ -164,13 +168,6 @@ class WordIndex:
         qw, w, exact = qw[order], w[order], exact[order]
         first = run_starts(qw, w)
         return Matches(qw_.query_of, qw[first], w[first], exact[first])
-
-    def _lookup(self, hashes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Index word of each hash, and whether it is one."""
-        if len(self.hash) == 0:
-            return np.zeros(len(hashes), dtype=np.int64), np.zeros(len(hashes), dtype=bool)
-        pos = np.minimum(search_sorted(self.hash, hashes), len(self.hash) - 1)
-        return pos.astype(np.int64), self.hash[pos] == hashes
 
     def shortlist(
         self, texts: Sequence[str], length_factor: LengthFactor, *, budget: int, rescore: int
@@ -308,6 +305,22 @@ class QueryWords:
     hashes: np.ndarray
     owner: np.ndarray
     variants: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.probes = np.concatenate([self.hashes, self.variants])
+        self._order = np.argsort(self.probes, kind="stable")
+        self.sorted_probes = self.probes[self._order]
+
+    def unsorted(self, found: np.ndarray) -> np.ndarray:
+        """Results for `sorted_probes` put back in the order of `probes`
+        (the query words, then the variants).
+
+        found (np.ndarray): One result per sorted probe.
+        RETURNS (np.ndarray): int64, one per probe.
+        """
+        out = np.empty(len(found), dtype=np.int64)
+        out[self._order] = found
+        return out
 
     @classmethod
     def make(cls, texts: Sequence[str]) -> "QueryWords":
