@@ -136,8 +136,25 @@ def _built(kb: Any, folder: Path, *, build_s: float, save_s: float, n_pairs: int
     }
 
 
+class _Picked:
+    """The records `synthetic_queries` will pick (its first draw, replayed
+    here), kept from the stream as a list of n would be indexed: ten million
+    records in memory at once would need more than the build."""
+
+    def __init__(self, n: int, n_queries: int, seed: int) -> None:
+        wanted = set(np.random.default_rng(seed).integers(0, n, size=(3, n_queries)).ravel().tolist())
+        self.n = n
+        self.kept = {i: rec for i, rec in enumerate(synthetic_records(n)) if i in wanted}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        return self.kept[int(i)]
+
+
 def step_queries(n: int, n_queries: int, path: Path) -> Dict[str, Any]:
-    queries = synthetic_queries(list(synthetic_records(n)), n_queries, seed=1)
+    queries = synthetic_queries(_Picked(n, n_queries, seed=1), n_queries, seed=1)  # type: ignore[arg-type]
     path.write_text(json.dumps(queries), encoding="utf8")
     return {"n_queries_per_kind": n_queries}
 

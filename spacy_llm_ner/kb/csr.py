@@ -1,5 +1,7 @@
 """Helpers over CSR (compressed sparse row) arrays, shared by the look-up
 and n-gram search paths (a leaf module: it imports nothing of the KB)."""
+from typing import List, Sequence, Tuple
+
 import numpy as np
 
 
@@ -90,3 +92,46 @@ def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left")
     out = np.empty(len(needles), dtype=np.int64)
     out[order] = np.searchsorted(haystack, needles[order], side=side)
     return out
+
+
+def runs(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Start and end of each run of equal values in a sorted array."""
+    first = np.flatnonzero(run_starts(values))
+    return first, np.append(first[1:], len(values))
+
+
+def best_per_query(
+    parts: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
+) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The k highest-scoring (query, row) items of each query over all parts,
+    returned part by part, by query, best first (ties: earlier part, then
+    the order within the part).
+
+    parts (Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]): Per part:
+        query, row, score.
+    k (int): Items kept per query.
+    RETURNS (List[Tuple[np.ndarray, np.ndarray, np.ndarray]]): The kept items per part.
+    """
+    part = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+    q, row, score = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    # Grouped by query (a stable integer sort), then each long group cut by
+    # selection: sorting every candidate by score cost most of a batch.
+    grouped = np.argsort(q, kind="stable")
+    first, end = runs(q[grouped])
+    kept = [
+        grouped[a:b] if b - a <= k else grouped[a + _first_best(score[grouped[a:b]], k)]
+        for a, b in zip(first.tolist(), end.tolist())
+    ]
+    chosen = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    chosen = chosen[np.lexsort((-score[chosen], q[chosen]))]
+    return [(q[chosen[part[chosen] == i]], row[chosen[part[chosen] == i]], score[chosen[part[chosen] == i]])
+            for i in range(len(parts))]
+
+
+def _first_best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, ties at the k-th place to the
+    earliest (as a stable sort would keep them), ascending."""
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)[: k - len(above)]
+    return np.sort(np.concatenate([above, tied]))

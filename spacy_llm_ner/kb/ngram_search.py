@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Protocol, Sequence, 
 import numpy as np
 import scipy.sparse as sp
 
-from .csr import csr_positions, distinct
-from .words import best_per_query, shortlist_indexes
+from .csr import best_per_query, csr_positions, distinct
+from .words import shortlist_indexes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .words import WordIndex

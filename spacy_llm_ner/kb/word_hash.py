@@ -187,3 +187,62 @@ def truncation_hashes(strings: Packed, *, max_cut: int, keep: float) -> Tuple[np
     begin = strings.starts[owner]
     with np.errstate(over="ignore"):
         return owner, _mix((prefix[begin + kept] - prefix[begin]) * inverse[begin], kept)
+
+
+# Variants of a word (words.py) for fuzzy matches:
+MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
+# Endings: up to MAX_CUT characters cut, KEEP of the word kept ("asthmatic"
+# finds "asthma", "hemorrhagic" "hemorrhage"; "mdd" finds "md").
+MAX_CUT, KEEP = 3, 0.6
+
+
+def word_variants(words: Packed) -> Tuple[np.ndarray, np.ndarray]:
+    """One-character deletions (words of MIN_FUZZY characters or more) and
+    truncated endings of words: int64 word and uint64 hash of each."""
+    del_owner, dels = deletion_hashes(words, min_len=MIN_FUZZY)
+    cut_owner, cuts = truncation_hashes(words, max_cut=MAX_CUT, keep=KEEP)
+    return np.concatenate([del_owner, cut_owner]), np.concatenate([dels, cuts])
+
+
+@dataclass
+class QueryWords:
+    """The words of a batch of normalised queries and their variants,
+    hashed once for all the indexes (segments) they are looked up in.
+
+    query_of (np.ndarray): int64 query of each query word.
+    hashes (np.ndarray): uint64 hash of each query word.
+    owner (np.ndarray): int64 query word of each variant.
+    variants (np.ndarray): uint64 hash of each variant.
+    """
+
+    query_of: np.ndarray
+    hashes: np.ndarray
+    owner: np.ndarray
+    variants: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.probes = np.concatenate([self.hashes, self.variants])
+        self._order = np.argsort(self.probes, kind="stable")
+        self.sorted_probes = self.probes[self._order]
+
+    def unsorted(self, found: np.ndarray) -> np.ndarray:
+        """Results for `sorted_probes` put back in the order of `probes`
+        (the query words, then the variants).
+
+        found (np.ndarray): One result per sorted probe.
+        RETURNS (np.ndarray): int64, one per probe.
+        """
+        out = np.empty(len(found), dtype=np.int64)
+        out[self._order] = found
+        return out
+
+    @classmethod
+    def make(cls, texts: Sequence[str]) -> "QueryWords":
+        """Hash the words of normalised query strings.
+
+        texts (Sequence[str]): Normalised query strings.
+        RETURNS (QueryWords): Their words.
+        """
+        words, query_of = words_of(texts)
+        owner, hashes = word_variants(words)
+        return cls(query_of, string_hashes(words), owner, hashes)

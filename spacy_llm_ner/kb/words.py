@@ -33,13 +33,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .csr import csr_positions, distinct, indptr, run_starts, search_sorted, unique_inverse
-from .word_hash import Packed, deletion_hashes, string_hashes, truncation_hashes, words_of
+from .csr import best_per_query, csr_positions, distinct, indptr, run_starts, runs, search_sorted, unique_inverse
+from .word_hash import MIN_FUZZY, QueryWords, string_hashes, word_variants, words_of  # noqa: F401  (MIN_FUZZY re-exported)
 
-MIN_FUZZY = 5  # shorter words (acronyms, "type", "ii") get no deletions
-# Endings: up to MAX_CUT characters cut, KEEP of the word kept ("asthmatic"
-# finds "asthma", "hemorrhagic" "hemorrhage"; "mdd" finds "md").
-MAX_CUT, KEEP = 3, 0.6
 FUZZY_WEIGHT = 0.7  # a fuzzy word counts this much of an exact one in the shortlist
 # (query, rows) -> float32 factor of each row's length against its query's.
 LengthFactor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -85,7 +81,7 @@ class WordIndex:
             word_hash = string_hashes(words)
             hashes.append(word_hash), rows_of.append(row_of + start)
             _, first, _ = unique_inverse(word_hash)
-            owner, variant = _variants(words.take(first))
+            owner, variant = word_variants(words.take(first))
             variant_words.append(word_hash[first][owner]), variants.append(variant)
         word_hash = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
         row_of = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
@@ -250,7 +246,7 @@ class WordIndex:
         # searches themselves.
         order = np.argsort(w, kind="stable")
         qw, w = qw[order], w[order]
-        for first, last in zip(*_runs(w)):
+        for first, last in zip(*runs(w)):
             which, pos = csr_positions(starts, m.query_of[qw[first:last]])
             if len(pos) == 0:
                 continue
@@ -282,56 +278,6 @@ class WordIndex:
         at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
         hit = keys[at] == probe
         return np.bincount(which[hit], weights=weights[at[hit]], minlength=len(pq)).astype(np.float32)
-
-
-def _runs(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Start and end of each run of equal values in a sorted array."""
-    first = np.flatnonzero(run_starts(values))
-    return first, np.append(first[1:], len(values))
-
-
-@dataclass
-class QueryWords:
-    """The words of a batch of normalised queries and their variants,
-    hashed once for all the indexes (segments) they are looked up in.
-
-    query_of (np.ndarray): int64 query of each query word.
-    hashes (np.ndarray): uint64 hash of each query word.
-    owner (np.ndarray): int64 query word of each variant.
-    variants (np.ndarray): uint64 hash of each variant.
-    """
-
-    query_of: np.ndarray
-    hashes: np.ndarray
-    owner: np.ndarray
-    variants: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.probes = np.concatenate([self.hashes, self.variants])
-        self._order = np.argsort(self.probes, kind="stable")
-        self.sorted_probes = self.probes[self._order]
-
-    def unsorted(self, found: np.ndarray) -> np.ndarray:
-        """Results for `sorted_probes` put back in the order of `probes`
-        (the query words, then the variants).
-
-        found (np.ndarray): One result per sorted probe.
-        RETURNS (np.ndarray): int64, one per probe.
-        """
-        out = np.empty(len(found), dtype=np.int64)
-        out[self._order] = found
-        return out
-
-    @classmethod
-    def make(cls, texts: Sequence[str]) -> "QueryWords":
-        """Hash the words of normalised query strings.
-
-        texts (Sequence[str]): Normalised query strings.
-        RETURNS (QueryWords): Their words.
-        """
-        words, query_of = words_of(texts)
-        owner, variants = _variants(words)
-        return cls(query_of, string_hashes(words), owner, variants)
 
 
 def shortlist_indexes(
@@ -372,43 +318,6 @@ def shortlist_indexes(
         for ix, m, lf in zip(indexes, found, length_factors)
     ]
     return best_per_query(parts, rescore)
-
-
-def best_per_query(
-    parts: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
-) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The k highest-scoring (query, row) items of each query over all parts,
-    returned part by part, by query, best first (ties: earlier part, then
-    the order within the part).
-
-    parts (Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]): Per part:
-        query, row, score.
-    k (int): Items kept per query.
-    RETURNS (List[Tuple[np.ndarray, np.ndarray, np.ndarray]]): The kept items per part.
-    """
-    part = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
-    q, row, score = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    # Grouped by query (a stable integer sort), then each long group cut by
-    # selection: sorting every candidate by score cost most of a batch.
-    grouped = np.argsort(q, kind="stable")
-    first, end = _runs(q[grouped])
-    kept = [
-        grouped[a:b] if b - a <= k else grouped[a + _first_best(score[grouped[a:b]], k)]
-        for a, b in zip(first.tolist(), end.tolist())
-    ]
-    chosen = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    chosen = chosen[np.lexsort((-score[chosen], q[chosen]))]
-    return [(q[chosen[part[chosen] == i]], row[chosen[part[chosen] == i]], score[chosen[part[chosen] == i]])
-            for i in range(len(parts))]
-
-
-def _first_best(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k highest scores, ties at the k-th place to the
-    earliest (as a stable sort would keep them), ascending."""
-    kth = -np.partition(-scores, k - 1)[k - 1]
-    above = np.flatnonzero(scores > kth)
-    tied = np.flatnonzero(scores == kth)[: k - len(above)]
-    return np.sort(np.concatenate([above, tied]))
 
 
 @dataclass
@@ -457,11 +366,3 @@ def _best(keys: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray
     keys, weights = keys[order], weights[order]
     first = run_starts(keys)
     return keys[first], weights[first]
-
-
-def _variants(words: Packed) -> Tuple[np.ndarray, np.ndarray]:
-    """One-character deletions (words of MIN_FUZZY characters or more) and
-    truncated endings of words: int64 word and uint64 hash of each."""
-    del_owner, dels = deletion_hashes(words, min_len=MIN_FUZZY)
-    cut_owner, cuts = truncation_hashes(words, max_cut=MAX_CUT, keep=KEEP)
-    return np.concatenate([del_owner, cut_owner]), np.concatenate([dels, cuts])

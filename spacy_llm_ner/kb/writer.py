@@ -8,8 +8,10 @@ here; the folder is byte for byte the one
 `LinkerKB.from_records(Vocab(), records).to_disk(path)` writes (both take
 their settings from `persistence.kb_settings`).
 """
+import pickle
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import fields
 from itertools import chain, islice
 from multiprocessing import get_context
 from pathlib import Path
@@ -27,6 +29,8 @@ from .string_index import hash_strings
 from .store import EntityStore
 
 __all__ = ["write_kb"]
+
+_FIELDS = [f.name for f in fields(EntityRecord)]
 
 
 def write_kb(
@@ -110,13 +114,18 @@ def _write_segments(
             _build_segment(path, i, chunk, idf)
             saved(i)
     else:
-        # At most `workers` chunks in flight: each holds its records in this
-        # process and a segment's build in a worker, so memory stays bounded.
+        # At most `workers` chunks in flight, each held here as one pickled
+        # bytes object (a tenth of the records' objects) until its worker has
+        # built and written the segment, so memory stays bounded.
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
             running: Deque[Tuple[int, Future]] = deque()
             for i, chunk in enumerate(chain([first], chunks)):
-                running.append((i, pool.submit(_build_segment, path, i, chunk, idf)))
+                payload = pickle.dumps([tuple(getattr(rec, f) for f in _FIELDS) for rec in chunk], protocol=5)
                 del chunk
+                if i == 0:
+                    del first
+                running.append((i, pool.submit(_build_packed_segment, path, i, payload, idf)))
+                del payload
                 while len(running) >= workers:
                     done, future = running.popleft()
                     future.result()
@@ -129,8 +138,13 @@ def _write_segments(
 
 
 def _build_segment(path: Path, i: int, records: List[EntityRecord], idf: Idf) -> None:
-    """Build segment i and write it (in a worker process, or here)."""
+    """Build segment i and write it."""
     save_segment(path, i, Segment.build(records, idf=idf))
+
+
+def _build_packed_segment(path: Path, i: int, payload: bytes, idf: Idf) -> None:
+    """`_build_segment` in a worker, from the records' field values pickled."""
+    _build_segment(path, i, [EntityRecord(*values) for values in pickle.loads(payload)], idf)
 
 
 class _SeenIds:
