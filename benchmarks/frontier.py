@@ -65,7 +65,7 @@ SYSTEMS: Dict[str, Path] = {
     **{
         f"transformer_ner, MiniLM pruned {label}{suffix}": WORK / f"{name}{folder}"
         for name, label in (("pruned_h8", "6L/8H"), ("pruned_l4", "4L/12H"), ("pruned_l4_h8", "4L/8H"),
-                            ("pruned_l3", "3L/12H"), ("pruned_l3_h8", "3L/8H"))
+                            ("pruned_l3", "3L/12H"), ("pruned_l3_h8", "3L/8H"), ("pruned_l2", "2L/12H"))
         for suffix, folder in (("", ""), (" int8", "_int8"))
     },
     "spaCy ner, CNN (stock)": WORK / "stock_cnn" / "model-best",
