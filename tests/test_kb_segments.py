@@ -93,3 +93,25 @@ def test_name_shared_across_segments_offers_every_entity(tmp_path):
         cands = [c for c in kb.candidates(query, top_k=10) if c.alias == "zapd"]
         assert {c.entity_id for c in cands} == {r.id for r in records}, query
         np.testing.assert_allclose([c.prior for c in cands], [1 / 6] * 6)
+
+
+def test_search_sorted_equals_searchsorted():
+    from spacy_llm_ner.kb.csr import best_per_query, search_sorted
+
+    rng = np.random.default_rng(0)
+    haystack = np.sort(rng.integers(0, 1000, 500))
+    needles = rng.integers(-5, 1005, 300)
+    for side in ("left", "right"):
+        np.testing.assert_array_equal(search_sorted(haystack, needles, side), np.searchsorted(haystack, needles, side))
+    # best_per_query keeps what a stable sort by (query, -score) keeps, ties included.
+    q = rng.integers(0, 7, 400)
+    score = rng.integers(0, 5, 400).astype(np.float32)  # many ties
+    halves = [(q[:150], np.arange(150), score[:150]), (q[150:], np.arange(150, 400), score[150:])]
+    got = best_per_query(halves, 9)
+    order = np.lexsort((-score, q))
+    rank = np.arange(400) - np.searchsorted(q[order], q[order])
+    kept = order[rank < 9]
+    want = [kept[kept < 150], kept[kept >= 150]]
+    for (gq, grow, _), w in zip(got, want):
+        assert sorted(grow.tolist()) == sorted(w.tolist())
+        np.testing.assert_array_equal(gq, np.sort(gq))  # by query
