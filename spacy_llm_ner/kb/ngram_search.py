@@ -108,21 +108,18 @@ def search_flat(
         found: List[List[Tuple[np.ndarray, ...]]] = [[] for _ in indexes]
         with_words = [i for i, w in enumerate(words) if w is not None and texts is not None]
         if with_words:
-            factors = [_factor(indexes[i], counts) for i in with_words]
             picked = shortlist_indexes(
-                [words[i] for i in with_words], texts[start:end], factors, budget=word_budget, rescore=word_rescore
+                [words[i] for i in with_words], texts[start:end],  # type: ignore[index,misc]
+                [_factor(indexes[i], counts) for i in with_words], budget=word_budget, rescore=word_rescore,
             )
-            for i, (q, rows, _) in zip(with_words, picked):
-                found[i].append((q, rows))
+            _collect(found, with_words, picked)
         by_grams = [i for i in range(len(indexes)) if grams or i not in with_words]
         if by_grams and budget > 0:
-            picked = best_per_query(
-                [_shortlist(indexes[i], batches[i], counts, budget=budget, min_grams=min_grams, rescore=rescore)
-                 for i in by_grams],
-                rescore,
-            )
-            for i, (q, rows, _) in zip(by_grams, picked):
-                found[i].append((q, rows))
+            shortlists = [
+                _shortlist(indexes[i], batches[i], counts, budget=budget, min_grams=min_grams, rescore=rescore)
+                for i in by_grams
+            ]
+            _collect(found, by_grams, best_per_query(shortlists, rescore))
         scored = []
         for i, index in enumerate(indexes):
             if i in by_grams and budget <= 0:  # exact search finds every row a shortlist could add
@@ -136,6 +133,12 @@ def search_flat(
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return tuple(np.concatenate(c) for c in zip(*parts))  # type: ignore[return-value]
+
+
+def _collect(found: List[List[Tuple[np.ndarray, ...]]], which: List[int], picked: Sequence[Flat]) -> None:
+    """Add each picked (query, row, key) shortlist to its index's candidates."""
+    for i, (q, rows, _) in zip(which, picked):
+        found[i].append((q, rows))
 
 
 def _sorted_rows(matrix: sp.csr_matrix, start: int, end: int) -> sp.csr_matrix:
