@@ -74,9 +74,11 @@ def default_params(backend: str, n_rows: int) -> Dict[str, Any]:
         # at least 39 training rows per list, faiss's own minimum.
         nlist = 2 ** max(4, min(16, round(math.log2(max(1.0, 2 * math.sqrt(n_rows))))))
         nlist = max(1, min(nlist, n_rows // 39))
-        return {"factory": f"IVF{nlist},SQ8", "breadth": max(1, min(nlist, 32)), "train_rows": min(n_rows, 64 * nlist)}
+        return {"factory": f"IVF{nlist},SQ8", "breadth": max(1, min(nlist, 64)), "train_rows": min(n_rows, 64 * nlist)}
     if backend == "usearch":
-        return {"quantization": "f16", "connectivity": 16, "expansion_add": 128, "breadth": 64}
+        # i8 in the graph: the exact float16 rows are in the table already, and
+        # the rescoring of a k * refine shortlist recovers what i8 loses.
+        return {"quantization": "i8", "connectivity": 16, "expansion_add": 128, "breadth": 128}
     return {}
 
 
