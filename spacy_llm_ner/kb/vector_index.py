@@ -7,8 +7,8 @@ imported on first use. A search takes the ANN's shortlist of k * refine rows
 and rescores it exactly against the mapped table, so a compressed index only
 has to get the true neighbours into the shortlist, not rank them. The
 "exact" backend scans the table: the reference, and the fallback without
-either library. A saved index is loaded mapped, table and index alike:
-processes share the pages, and loading takes milliseconds.
+either library. A saved index is loaded mapped (the table always; the index
+with usearch and faiss IVF): processes share the pages, loading is quick.
 """
 import importlib
 import importlib.util
@@ -313,7 +313,8 @@ class VectorIndex:
         if table.shape != (meta["n"], meta["dim"]):
             raise ValueError(f"{folder}: table of shape {table.shape}, meta.json says ({meta['n']}, {meta['dim']})")
         ann, backend = None, meta["backend"]
-        # Mapped, not read: processes share the pages, and loading is instant.
+        # Mapped, not read, where the backend allows it (usearch views, faiss
+        # IVF lists; faiss reads an HNSW graph whole): processes share pages.
         if backend == "faiss":
             faiss = _require("faiss")
             ann = faiss.read_index(str(folder / INDEX_FILES[backend]), faiss.IO_FLAG_MMAP)
