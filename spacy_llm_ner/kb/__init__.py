@@ -42,6 +42,7 @@ _LAZY: Dict[str, str] = {
     "EntityRecord": "records",
     "KBFormatError": "records",
     "write_kb": "writer",
+    "VectorIndex": "vector_index",
 }
 
 __all__ = sorted([*_LAZY, "normalize"])
