@@ -29,6 +29,9 @@ from .csr import search_sorted
 from .word_hash import Packed, string_hashes
 
 
+_CHUNK = 100_000
+
+
 def hash_strings(strings: Sequence[Optional[str]]) -> Tuple[np.ndarray, np.ndarray]:
     """The hash of each string.
 
@@ -38,8 +41,12 @@ def hash_strings(strings: Sequence[Optional[str]]) -> Tuple[np.ndarray, np.ndarr
     """
     present = np.fromiter(map(bool, strings), dtype=bool, count=len(strings))
     out = np.zeros(len(strings), dtype=np.uint64)
-    if present.any():
-        out[present] = string_hashes(Packed.of([s for s in strings if s]))
+    kept = [s for s in strings if s]
+    # In chunks: the code points of millions of names at once (and the
+    # powers cached for their length) would dominate a build's memory.
+    out[present] = np.concatenate(
+        [string_hashes(Packed.of(kept[i : i + _CHUNK])) for i in range(0, len(kept), _CHUNK)] or [out[:0]]
+    )
     return out, present
 
 
