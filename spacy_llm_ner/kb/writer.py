@@ -12,10 +12,10 @@ import pickle
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import fields
-from itertools import chain, islice
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Deque, Iterable, Iterator, List, Sequence, Tuple, Union
+from typing import Deque, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -94,24 +94,21 @@ def _write_segments(
 ) -> EntityStore:
     """Build and save the segments, `workers` at a time in worker processes
     (one: in this process); the store returned holds them memory-mapped
-    (vectors are zeros, `np.zeros` pages are not touched). The n-gram idf is
-    fitted on the first chunk before any segment is built, so every segment
-    is built with it and the files do not depend on `workers`."""
-    chunks = _chunks(records, segment_size)
-    first = next(chunks, None)
-    if first is None:
-        return EntityStore.empty(vector_length)
-    idf = fit_idf(first)
+    (vectors are zeros, `np.zeros` pages are not touched). Every segment is
+    built with the n-gram idf of the first chunk, so the files do not depend
+    on `workers`."""
     ids = _SeenIds()
     segments: List[Segment] = []
+    idf: Optional[Idf] = None
 
     def saved(i: int) -> None:
-        segments.append(load_segment(path, i, idf, mmap=True))
+        segments.append(load_segment(path, i, idf, mmap=True))  # type: ignore[arg-type]
         ids.add(segments[-1], i)
 
     if workers <= 1:
-        for i, chunk in enumerate(chain([first], chunks)):
-            _build_segment(path, i, chunk, idf)
+        for i, chunk in enumerate(_chunks(records, segment_size)):
+            fitted = _build_segment(path, i, chunk, idf)
+            idf = idf or fitted
             saved(i)
     else:
         # At most `workers` chunks in flight, each held here as one pickled
@@ -119,13 +116,14 @@ def _write_segments(
         # built and written the segment, so memory stays bounded.
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
             running: Deque[Tuple[int, Future]] = deque()
-            for i, chunk in enumerate(chain([first], chunks)):
+            for i, chunk in enumerate(_chunks(records, segment_size)):
                 payload = pickle.dumps([tuple(getattr(rec, f) for f in _FIELDS) for rec in chunk], protocol=5)
-                del chunk
-                if i == 0:
-                    del first
                 running.append((i, pool.submit(_build_packed_segment, path, i, payload, idf)))
                 del payload
+                if idf is None:
+                    # The idf the first segment's worker fits, fitted here meanwhile for the others.
+                    idf = fit_idf(chunk)
+                del chunk
                 while len(running) >= workers:
                     done, future = running.popleft()
                     future.result()
@@ -133,16 +131,23 @@ def _write_segments(
             for done, future in running:
                 future.result()
                 saved(done)
+    if not segments:
+        return EntityStore.empty(vector_length)
     n = sum(len(seg) for seg in segments)
     return EntityStore(segments=segments, idf=idf, vectors=np.zeros((n, vector_length), dtype=np.float32))
 
 
-def _build_segment(path: Path, i: int, records: List[EntityRecord], idf: Idf) -> None:
-    """Build segment i and write it."""
-    save_segment(path, i, Segment.build(records, idf=idf))
+def _build_segment(path: Path, i: int, records: List[EntityRecord], idf: Optional[Idf]) -> Idf:
+    """Build segment i (with `idf`, or fitting its own) and write it.
+
+    RETURNS (Idf): The idf it was built with.
+    """
+    built = Segment.build(records, idf=idf)
+    save_segment(path, i, built)
+    return built.ngrams.idf
 
 
-def _build_packed_segment(path: Path, i: int, payload: bytes, idf: Idf) -> None:
+def _build_packed_segment(path: Path, i: int, payload: bytes, idf: Optional[Idf]) -> None:
     """`_build_segment` in a worker, from the records' field values pickled."""
     _build_segment(path, i, [EntityRecord(*values) for values in pickle.loads(payload)], idf)
 
