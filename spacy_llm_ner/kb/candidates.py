@@ -293,7 +293,7 @@ def _ngram_stage(
     which, q, keys, scores = search_flat(
         [segments[s].ngrams for s in searched], segments[searched[0]].ngrams.query_vectors(texts),
         top_n=config.ngram_rows or 3 * top_k, budget=config.ngram_budget, min_grams=config.ngram_min_grams,
-        rescore=config.rescore, batch_size=256, min_score=config.min_ngram_score,
+        rescore=config.rescore, batch_size=64, min_score=config.min_ngram_score,
         words=[segments[s].words if words else None for s in searched], texts=texts,
         word_budget=config.word_budget, word_rescore=config.word_rescore, grams=config.ngram_retrieval != "words",
     )
