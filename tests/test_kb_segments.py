@@ -9,6 +9,7 @@ import pytest
 from spacy.vocab import Vocab
 
 from spacy_llm_ner.kb import EntityRecord, LinkerKB, write_kb
+from spacy_llm_ner.kb.csr import SortedProbes
 from spacy_llm_ner.kb.lookup import trie_keys
 from spacy_llm_ner.kb.string_index import hash_strings
 
@@ -51,12 +52,17 @@ def _tuples(cands):
 def test_hash_lookup_equals_trie_lookup(kbs):
     records, _, split = kbs
     strings = [r.name for r in records[:200]] + ["nothing like it", "", None] + [r.aliases[0] for r in records[:50]]
-    hashed = hash_strings(strings)
+    hashes, present = hash_strings(strings)
     for seg in split._segments:
         assert seg.alias_hashes is not None and seg.norm_hashes is not None
-        np.testing.assert_array_equal(seg.alias_hashes.keys(*hashed), trie_keys(seg.aliases, strings))
+        np.testing.assert_array_equal(
+            seg.alias_hashes.keys(SortedProbes(hashes), present), trie_keys(seg.aliases, strings)
+        )
         norms = [seg.norm_string(k) for k in range(len(seg.norms))]
-        np.testing.assert_array_equal(seg.norm_hashes.keys(*hash_strings(norms)), np.arange(len(norms)))
+        norm_hashes, norm_present = hash_strings(norms)
+        np.testing.assert_array_equal(
+            seg.norm_hashes.keys(SortedProbes(norm_hashes), norm_present), np.arange(len(norms))
+        )
         np.testing.assert_array_equal(seg.norm_hashes.of_key, hash_strings(norms)[0])
 
 

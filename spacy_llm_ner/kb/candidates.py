@@ -28,6 +28,7 @@ import numpy as np
 
 from .abbreviations import find_abbreviations
 from .cascade_config import RETRIEVALS, STAGES, CascadeConfig  # noqa: F401  (re-exported)
+from .csr import SortedProbes
 from .lookup import Hits, gather, trie_keys
 from .ngram_search import search_flat
 from .offers import Offers, best_per_row
@@ -333,11 +334,12 @@ def _found_names(
     first = np.array([not ((i, t) in seen or seen.add((i, t))) for i, t in zip(q.tolist(), list(names))], dtype=bool)
     q, seg, keys, scores = q[first], seg[first], keys[first], scores[first]
     names = names[first] if hashed else [t for t, f in zip(names, first) if f]  # type: ignore[call-overload]
+    probes = SortedProbes(names) if hashed else None  # type: ignore[arg-type]
     known = []
     for s, segment in enumerate(segments):
         own = seg == s
         if hashed:
-            found = segment.norm_hashes.keys(names, ~own)  # type: ignore[union-attr,arg-type]
+            found = segment.norm_hashes.keys(probes, ~own)  # type: ignore[union-attr,arg-type]
         else:
             found = trie_keys(segment.norms, [None if o else t for o, t in zip(own.tolist(), names)])
         found[own] = keys[own]

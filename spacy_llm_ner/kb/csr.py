@@ -74,24 +74,42 @@ def unique_inverse(values: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndar
     return ordered[new], order[new], inverse
 
 
+class SortedProbes:
+    """Values to look up in sorted arrays (hash tables, posting lists),
+    sorted once and searched in each: numpy narrows each search from the one
+    before when the needles ascend, which on arrays of millions of entries
+    measured several times faster than random probes, sort included.
+
+    values (np.ndarray): The values, in their own order.
+    """
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self._order = np.argsort(values, kind="stable")
+        self._sorted = values[self._order]
+
+    def search(self, haystack: np.ndarray, side: str = "left") -> np.ndarray:
+        """`np.searchsorted(haystack, values, side)`.
+
+        haystack (np.ndarray): Sorted array.
+        side (str): "left" or "right".
+        RETURNS (np.ndarray): int64 insertion points, in the values' order.
+        """
+        out = np.empty(len(self.values), dtype=np.int64)
+        out[self._order] = np.searchsorted(haystack, self._sorted, side=side)
+        return out
+
+
 def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
-    """`np.searchsorted` with the needles sorted first (and the results put
-    back in their order): numpy narrows each search from the one before
-    when the needles ascend, which on arrays of millions of entries
-    (memory-mapped hash tables, long posting lists) measured several times
-    faster than random probes, sort included.
+    """`np.searchsorted` with the needles sorted first (`SortedProbes`, for
+    one haystack).
 
     haystack (np.ndarray): Sorted array.
     needles (np.ndarray): Values to find.
     side (str): "left" or "right", as in `np.searchsorted`.
     RETURNS (np.ndarray): int64 insertion points, in the needles' order.
     """
-    if len(needles) < 2:
-        return np.searchsorted(haystack, needles, side=side).astype(np.int64)
-    order = np.argsort(needles, kind="stable")
-    out = np.empty(len(needles), dtype=np.int64)
-    out[order] = np.searchsorted(haystack, needles[order], side=side)
-    return out
+    return SortedProbes(needles).search(haystack, side)
 
 
 def runs(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

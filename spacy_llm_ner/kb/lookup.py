@@ -12,11 +12,11 @@ belongs to, the entity's global row, P(entity | string), and where its
 matched alias is (segment and alias key, or -1 for "the query text itself").
 """
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import numpy as np
 
-from .csr import csr_positions
+from .csr import SortedProbes, csr_positions
 from .string_index import hash_strings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,22 +62,23 @@ def trie_keys(trie: "marisa_trie.Trie", strings: Sequence[Optional[str]]) -> np.
     return np.array([get(s, -1) if s else -1 for s in strings], dtype=np.int64)
 
 
-def segment_keys(seg: "Segment", kind: str, strings: Sequence[Optional[str]], hashed: List[np.ndarray]) -> np.ndarray:
+def segment_keys(seg: "Segment", kind: str, strings: Sequence[Optional[str]], hashed: List[Any]) -> np.ndarray:
     """Key of each string among a segment's aliases or normal forms: by
     hash where the segment has its names' hashes, else by trie.
 
     seg (Segment): The segment.
     kind (str): "alias" or "norm".
     strings (Sequence[Optional[str]]): Strings (None or "" never match).
-    hashed (List[np.ndarray]): The strings' hashes and presence, filled on
-        first use so that all segments share them.
+    hashed (List): The strings' hashes (sorted once) and presence, filled
+        on first use so that all segments share them.
     RETURNS (np.ndarray): int64 keys, -1 where absent.
     """
     index = seg.alias_hashes if kind == "alias" else seg.norm_hashes
     if index is None:
         return trie_keys(seg.aliases if kind == "alias" else seg.norms, strings)
     if not hashed:
-        hashed.extend(hash_strings(strings))
+        hashes, present = hash_strings(strings)
+        hashed.extend([SortedProbes(hashes), present])
     return index.keys(hashed[0], hashed[1])
 
 
@@ -102,7 +103,7 @@ def gather(
     """
     parts: List[Hits] = []
     entity_priors: List[np.ndarray] = []
-    hashed: List[np.ndarray] = []
+    hashed: List[Any] = []
     for s, seg in enumerate(segments):
         known = None if keys is None else keys[s]
         if known is None:

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .csr import search_sorted
+from .csr import SortedProbes
 from .word_hash import Packed, string_hashes
 
 
@@ -102,14 +102,15 @@ class StringHashes:
             return None
         return cls(arrays[f"{prefix}hash"], arrays[f"{prefix}key"], arrays.get(f"{prefix}of_key"))
 
-    def keys(self, hashes: np.ndarray, present: np.ndarray) -> np.ndarray:
+    def keys(self, probes: SortedProbes, present: np.ndarray) -> np.ndarray:
         """The key of each hash's string.
 
-        hashes (np.ndarray): uint64 hashes (`hash_strings`).
+        probes (SortedProbes): uint64 hashes (`hash_strings`), sorted once
+            for all the segments they are looked up in.
         present (np.ndarray): bool, a string to look up (not None or "").
         RETURNS (np.ndarray): int64 keys, -1 where absent.
         """
         if len(self.hash) == 0:
-            return np.full(len(hashes), -1, dtype=np.int64)
-        pos = np.minimum(search_sorted(self.hash, hashes), len(self.hash) - 1)
-        return np.where(present & (self.hash[pos] == hashes), self.key[pos], -1)
+            return np.full(len(probes.values), -1, dtype=np.int64)
+        pos = np.minimum(probes.search(self.hash), len(self.hash) - 1)
+        return np.where(present & (self.hash[pos] == probes.values), self.key[pos], -1)

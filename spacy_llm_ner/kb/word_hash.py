@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .csr import indptr, run_starts
+from .csr import SortedProbes, indptr, run_starts
 
 _P = np.uint64(0x100000001B3)  # odd: invertible modulo 2**64
 _P_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
@@ -221,20 +221,8 @@ class QueryWords:
     variants: np.ndarray
 
     def __post_init__(self) -> None:
-        self.probes = np.concatenate([self.hashes, self.variants])
-        self._order = np.argsort(self.probes, kind="stable")
-        self.sorted_probes = self.probes[self._order]
-
-    def unsorted(self, found: np.ndarray) -> np.ndarray:
-        """Results for `sorted_probes` put back in the order of `probes`
-        (the query words, then the variants).
-
-        found (np.ndarray): One result per sorted probe.
-        RETURNS (np.ndarray): int64, one per probe.
-        """
-        out = np.empty(len(found), dtype=np.int64)
-        out[self._order] = found
-        return out
+        # Every probe, the query words then their variants, sorted once for all tables.
+        self.probes = SortedProbes(np.concatenate([self.hashes, self.variants]))
 
     @classmethod
     def make(cls, texts: Sequence[str]) -> "QueryWords":

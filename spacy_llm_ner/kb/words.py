@@ -141,11 +141,9 @@ class WordIndex:
         """
         qw_ = texts if isinstance(texts, QueryWords) else QueryWords.make(texts)
         n_words = len(qw_.hashes)
-        # Every probe (the query words, then their variants), searched once
-        # per table in ascending order (see `csr.search_sorted`).
         probe_qw = np.concatenate([np.arange(n_words, dtype=np.int64), qw_.owner])
-        probe_h = qw_.probes
-        at = qw_.unsorted(np.searchsorted(self.hash, qw_.sorted_probes)) if len(self.hash) else None
+        probe_h = qw_.probes.values
+        at = qw_.probes.search(self.hash) if len(self.hash) else None
         found_qw, found_w, found_exact = [], [], []
         if at is not None:
             at = np.minimum(at, len(self.hash) - 1)
@@ -154,8 +152,8 @@ class WordIndex:
             exact = ok & (np.arange(len(ok)) < n_words)
             found_qw.append(probe_qw[ok]), found_w.append(at[ok].astype(np.int64)), found_exact.append(exact[ok])
         # The query word, or a variant of it, is a variant of an index word.
-        lo = qw_.unsorted(np.searchsorted(self.del_hash, qw_.sorted_probes, side="left"))
-        hi = qw_.unsorted(np.searchsorted(self.del_hash, qw_.sorted_probes, side="right"))
+        lo = qw_.probes.search(self.del_hash, side="left")
+        hi = qw_.probes.search(self.del_hash, side="right")
         which, pos = csr_positions(np.stack([lo, hi], axis=1).ravel(), np.arange(len(lo), dtype=np.int64) * 2)
         found_qw.append(probe_qw[which]), found_w.append(self.del_word[pos].astype(np.int64))
         found_exact.append(np.zeros(len(pos), bool))
@@ -270,9 +268,9 @@ class WordIndex:
         RETURNS (np.ndarray): float32 extra score per candidate.
         """
         n_words = max(1, len(self.hash))
-        keys, inverse = np.unique(query * n_words + word, return_inverse=True)
+        keys, _, inverse = unique_inverse(query * n_words + word)
         # A query word repeated in the query counts once per repetition.
-        weights = np.bincount(inverse.ravel(), weights=weight, minlength=len(keys))
+        weights = np.bincount(inverse, weights=weight, minlength=len(keys))
         which, pos = csr_positions(self.fwd_indptr, prow)
         probe = pq[which] * n_words + self.fwd_words[pos]
         at = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
