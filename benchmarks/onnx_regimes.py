@@ -1,5 +1,5 @@
-"""Speed on every kind of text (#26): torch fp32, torch int8 (`quantize`),
-ONNX fp32 and ONNX int8 (`export-onnx`) of the trained MiniLM
+"""Speed on every kind of text (#26): torch fp32, torch int8 and bf16
+(`quantize`, `--method bf16`), ONNX fp32 and ONNX int8 (`export-onnx`) of the trained MiniLM
 `transformer_ner` pipelines beside the bare-backbone ceiling, on three
 document-length regimes.
 
@@ -39,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bc5cdr_ner  # noqa: E402  (pipe_runner, ceiling_runner, interleaved_words_per_second)
 from common import RESULTS, ROOT, WORK_ROOT  # noqa: E402
 
-SYSTEMS = ("torch fp32", "torch int8", "onnx fp32", "onnx int8")
+SYSTEMS = ("torch fp32", "torch int8", "torch bf16", "onnx fp32", "onnx int8")
 # How each system is made from the trained (torch fp32) pipeline.
 MAKE = {
     "torch int8": ["quantize"],
+    "torch bf16": ["quantize", "--method", "bf16"],
     "onnx fp32": ["export-onnx"],
     "onnx int8": ["export-onnx", "--int8"],
 }
@@ -127,9 +128,21 @@ def _capped(texts: List[str], max_words: int) -> List[str]:
     return out
 
 
+SYSTEMS_HELP = "Only these systems (comma-separated), e.g. 'torch fp32,torch bf16'"
+
+
+def _systems(systems: str) -> List[str]:
+    chosen = [name.strip() for name in systems.split(",") if name.strip()] or list(SYSTEMS)
+    unknown = [name for name in chosen if name not in SYSTEMS]
+    if unknown:
+        raise typer.BadParameter(f"Unknown systems {unknown}: expected some of {list(SYSTEMS)}.")
+    return chosen
+
+
 @app.command()
 def accuracy(
     only: Annotated[str, typer.Option(help="Only the regimes whose name contains one of these (comma-separated)")] = "",
+    systems: Annotated[str, typer.Option(help=SYSTEMS_HELP)] = "",
 ) -> None:
     """Entity P/R/F (spaCy's Scorer) of each system on each regime, every
     pipeline loaded once."""
@@ -140,7 +153,7 @@ def accuracy(
 
     torch.set_num_threads(2)
     results: Dict[str, Dict] = {}
-    for system in SYSTEMS:
+    for system in _systems(systems):
         for corpus in SOURCES:
             nlp = spacy.load(model_path(corpus, system))
             for regime, (regime_corpus, _) in REGIMES.items():
@@ -154,7 +167,9 @@ def accuracy(
     out_dir().mkdir(parents=True, exist_ok=True)
     path = out_dir() / "accuracy.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**previous, **results}, indent=2))
+    for regime, scores in results.items():
+        previous.setdefault(regime, {}).update(scores)
+    path.write_text(json.dumps(previous, indent=2))
 
 
 @app.command("speed-one")
@@ -175,6 +190,7 @@ def speed(
     repeats: int = 3,
     max_words: Annotated[int, typer.Option(help="Words per regime at most (whole docs)")] = 40000,
     only: Annotated[str, typer.Option(help="Only the regimes whose name contains one of these (comma-separated)")] = "",
+    systems: Annotated[str, typer.Option(help=SYSTEMS_HELP)] = "",
 ) -> None:
     """words/s of every system on every regime, each system in a fresh
     process beside the ceiling (taking turns, best round each): torch and
@@ -186,8 +202,8 @@ def speed(
     for regime in REGIMES:
         if only and not any(part in regime for part in only.split(",")):
             continue
-        results[regime] = {}
-        for system in SYSTEMS:
+        results.setdefault(regime, {})
+        for system in _systems(systems):
             out = out_dir() / "speed_one.json"
             subprocess.run([sys.executable, __file__, "--work", str(SETTINGS["work"]), "speed-one", regime, system,
                             str(out), "--repeats", str(repeats), "--max-words", str(max_words)], check=True, cwd=ROOT)
@@ -244,7 +260,8 @@ def report() -> None:
         f"taking turns, best of {rounds} rounds (`onnx_regimes.py speed`; docs: the first docs of the regime up to "
         "`--max-words`); × torch fp32 = the ratio of the shares of each process's own ceiling. F: spaCy's Scorer on the "
         "regime's whole test docs, \"F − torch fp32\" in F points. torch int8: `python -m spacy_llm_ner quantize` "
-        "(dynamic_int8_per_channel); onnx: `python -m spacy_llm_ner export-onnx` (int8: `--int8`, onnxruntime's "
+        "(dynamic_int8_per_channel); torch bf16: `quantize --method bf16` (fp32 weights, bfloat16 autocast at prediction; "
+        "this CPU has AMX, without which bf16 falls back to fp32); onnx: `python -m spacy_llm_ner export-onnx` (int8: `--int8`, onnxruntime's "
         "dynamic per-channel int8 of the weight MatMuls). Ceiling: bare fp32 MiniLM forward in torch over 128-piece "
         f"windows, no spaCy (benchmarks/bc5cdr_ner.py). torch {torch.__version__}, onnxruntime {onnxruntime.__version__}.",
     ]

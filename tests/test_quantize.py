@@ -15,6 +15,7 @@ from util import ents, examples, overfitted_pipeline, train
 from spacy_llm_ner.cli import app
 from spacy_llm_ner.ml.rewrite import V3, quantize_pipeline, size_on_disk
 from spacy_llm_ner.ml.lora import merge_adapters
+from spacy_llm_ner.ml.methods import INT8_METHODS
 from spacy_llm_ner.ml.quantize import DEFAULT_METHOD, QUANTIZE_METHODS, float_linears, quantized_linears
 
 TEXTS = [text for text, _ in TRAIN_DATA]
@@ -36,7 +37,7 @@ def fp32_dir(tiny_bert_dir, tmp_path_factory) -> Path:
     return overfitted_pipeline(tiny_bert_dir, TRAIN_DATA, tmp_path_factory.mktemp("fp32") / "model", steps=60)
 
 
-@pytest.fixture(scope="module", params=QUANTIZE_METHODS)
+@pytest.fixture(scope="module", params=INT8_METHODS)
 def quantized(fp32_dir, tmp_path_factory, request):
     """The fp32 pipeline quantized in memory (each method), and where it was
     saved."""

@@ -26,9 +26,10 @@ def quantize_cli(
     out_model: Path = typer.Argument(..., metavar="OUT_MODEL", file_okay=False, help="Where to save the quantized pipeline"),
     method: str = typer.Option(DEFAULT_METHOD, "--method", "-m", help=f"One of {', '.join(QUANTIZE_METHODS)}"),
 ) -> None:
-    """Quantize a pipeline's transformer to int8 for CPU inference (Linear
-    weights int8, LoRA adapters merged) and save it; the result loads with
-    spacy.load. Prints the size on disk before and after."""
+    """Quantize a pipeline's transformer for CPU inference and save it; the
+    result loads with spacy.load. int8 methods: Linear weights int8, LoRA
+    adapters merged. bf16: weights kept, prediction in bfloat16 on CPUs with
+    AMX (fp32 elsewhere). Prints the size on disk before and after."""
     if out_model.resolve() == in_model.resolve():
         msg.fail("OUT_MODEL must differ from IN_MODEL (the fp32 pipeline is kept)", exits=1)
     import spacy

@@ -21,6 +21,7 @@ from thinc.api import Model, get_torch_default_device
 
 from .lora import merge_adapters
 from .hf_class import TransformedModelClass
+from .precision import BF16, add_bf16_prediction
 # The names live apart from torch (the CLI lists them): re-exported here.
 from .methods import DEFAULT_METHOD, QUANTIZE_METHODS  # noqa: F401
 
@@ -86,7 +87,8 @@ def quantize_transformer(transformer: torch.nn.Module, method: str = "dynamic_in
         "dynamic_int8_per_channel" (one per output row).
     RETURNS (torch.nn.Module): The quantized model, in eval mode.
     """
-    quantize_settings(method)
+    if quantize_settings(method) == BF16:
+        raise ValueError("quantize = 'bf16' keeps the fp32 weights: use add_bf16_prediction, not int8 Linears.")
     if quantized_linears(transformer):
         return transformer
     device = get_torch_default_device()
@@ -159,6 +161,8 @@ def add_quantization(model: Model, method: str) -> Model:
     method = quantize_settings(method) or ""
     if not method or model.attrs.get("quantize"):
         return model
+    if method == BF16:
+        return add_bf16_prediction(model)
     shim = model.layers[0].shims[0]
     # Adapters of a LoRA stand-in below are merged by quantize_transformer.
     shim.model_cls = TransformedModelClass(shim.model_cls, partial(quantize_transformer, method=method))
@@ -190,5 +194,6 @@ def quantize_model(model: Model, method: str = "dynamic_int8") -> Model:
     if model.attrs.get("quantize"):
         return model
     add_quantization(model, method)
-    _swap_in_quantized(model, method)
+    if method != BF16:
+        _swap_in_quantized(model, method)
     return model

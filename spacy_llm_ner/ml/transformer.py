@@ -224,7 +224,9 @@ def build_transformer_model_v3(
     name, get_spans, tokenizer_config, transformer_config, mixed_precision,
         grad_scaler_config, lora: As in TransformerModel.v2.
     quantize (Optional[str]): "dynamic_int8" (one scale per weight matrix),
-        "dynamic_int8_per_channel" (one per output row; more accurate), or
+        "dynamic_int8_per_channel" (one per output row; more accurate),
+        "bf16" (fp32 weights, bfloat16 prediction where the CPU has AMX,
+        fp32 elsewhere; training unaffected, see ml/precision.py), or
         null: fp32.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The transformer model.
     """
@@ -266,6 +268,8 @@ def build_transformer_model_v4(
         return build_transformer_model_v3(
             name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config, lora, quantize
         )
+    if quantize == "bf16":
+        raise ValueError("quantize = 'bf16' is for backend = 'torch'; onnxruntime runs fp32 or int8 graphs.")
     if lora:
         raise ValueError("backend = 'onnxruntime' needs lora = null: export-onnx merges the adapters into the graph.")
     method = quantize_settings(quantize)
